@@ -9,7 +9,8 @@ States are frozen dataclasses of numpy arrays and ints. A state whose size does 
 the data may also be *flat*: the aggregate's ``flatten(state)`` returns a list of
 ``(array, op)`` pairs with ``op`` in ``{"sum", "min", "max"}`` such that the element-wise
 reduction of those arrays across processes equals ``merge``; ``unflatten(arrays)`` rebuilds
-the state. The MPI engine uses that to ``Allreduce`` without pickling.
+the state, and its ``flat`` attribute is true (see :func:`is_flat`). The MPI engine uses
+that to ``Allreduce`` without pickling.
 
 >>> from analytics.aggregates.base import fold_batches
 >>> import pyarrow as pa
@@ -57,6 +58,15 @@ class FlatAggregate(Aggregate[State, Result], Protocol):
     def unflatten(self, arrays: Sequence[np.ndarray]) -> State: ...
 
 
+def is_flat(aggregate: Aggregate) -> bool:
+    """True when ``aggregate`` can be reduced element-wise through ``flatten``/``unflatten``.
+
+    Flat-capable aggregates say so with a ``flat`` attribute (it may depend on the column
+    type: a string minimum is not flat).
+    """
+    return bool(getattr(aggregate, "flat", False)) and isinstance(aggregate, FlatAggregate)
+
+
 def fold_batches(aggregate: Aggregate, batches: Iterable[pa.RecordBatch]) -> Any:
     """Fold ``chunk`` over ``batches`` with ``merge``, starting from the identity."""
     state = aggregate.identity()
@@ -91,6 +101,7 @@ class RowCount:
     """Number of rows: the smallest useful aggregate, used by tests and examples."""
 
     columns: tuple[str, ...] = ()
+    flat = True
 
     def identity(self) -> RowCountState:
         return RowCountState(0)

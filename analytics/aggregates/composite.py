@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from analytics.aggregates.base import Aggregate, FlatAggregate, ReduceOp
+from analytics.aggregates.base import Aggregate, ReduceOp, is_flat
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class Composite:
         }
 
     @property
-    def is_flat(self) -> bool:
-        return all(isinstance(p, FlatAggregate) for p in self.parts)
+    def flat(self) -> bool:
+        return all(is_flat(p) for p in self.parts)
 
     def flatten(self, state: CompositeState) -> list[tuple[np.ndarray, ReduceOp]]:
         return [pair for p, s in zip(self.parts, state.parts, strict=True) for pair in p.flatten(s)]
