@@ -70,8 +70,8 @@ def int_values(array: pa.Array) -> np.ndarray:
         storage = pa.int64() if valid.type.bit_width == 64 else pa.int32()
         valid = pc.cast(valid.view(storage), pa.int64())
     elif valid.type != pa.int64():
-        if pa.types.is_unsigned_integer(valid.type) and valid.type.bit_width == 64:
-            if len(valid) and pc.max(valid).as_py() >= 2**63:
-                raise UsageError("uint64 values above 2**63 are not supported")
+        too_large = pa.types.is_uint64(valid.type) and len(valid) and pc.max(valid).as_py() >= 2**63
+        if too_large:
+            raise UsageError("uint64 values above 2**63 are not supported")
         valid = pc.cast(valid, pa.int64())
     return valid.to_numpy(zero_copy_only=False)

@@ -32,7 +32,7 @@ class MinMax:
     >>> import pyarrow as pa
     >>> agg = MinMax("x", pa.float64())
     >>> agg.finalize(agg.chunk(pa.record_batch({"x": [3.0, float("nan"), -1.5, None]})))
-    (-1.5, 3.0)
+    {'min': -1.5, 'max': 3.0, 'count': 2}
     """
 
     def __init__(self, name: str, dtype: pa.DataType) -> None:
@@ -71,14 +71,16 @@ class MinMax:
             return b if not a.found else a
         return MinMaxState(min(a.lo, b.lo), max(a.hi, b.hi), a.found + b.found)
 
-    def finalize(self, state: MinMaxState) -> tuple[Any, Any]:
+    def finalize(self, state: MinMaxState) -> dict[str, Any]:
+        """``min``, ``max`` (None when no value) and ``count``, the values they were taken over."""
+        lo, hi = state.lo, state.hi
         if not state.found:
-            return (None, None)
-        if self.kind == "float":
-            return (float(state.lo), float(state.hi))
-        if self.kind in ("int", "temporal"):
-            return (int(state.lo), int(state.hi))
-        return (state.lo, state.hi)
+            lo = hi = None
+        elif self.kind == "float":
+            lo, hi = float(lo), float(hi)
+        elif self.kind in ("int", "temporal"):
+            lo, hi = int(lo), int(hi)
+        return {"min": lo, "max": hi, "count": state.found}
 
     def flatten(self, state: MinMaxState) -> list[tuple[np.ndarray, ReduceOp]]:
         if not self.flat:

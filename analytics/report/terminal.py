@@ -1,0 +1,42 @@
+"""Terminal tables (rich) for results; plain text when stdout is not a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def fmt(value: Any) -> str:
+    """A short human form of a statistic (JSON keeps every digit)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_profile(result: Any, console: Console | None = None) -> None:
+    """One row per column: type, counts, moments, quartiles, distinct values."""
+    console = console or Console()
+    doc = result.to_dict()
+    table = Table(
+        title=f"{doc['rows']:,} rows · engine {doc['engine']} ({doc['workers']} workers) · "
+        f"{doc['seconds']:.2f} s",
+        title_justify="left",
+    )
+    headers = ["column", "type", "count", "nulls", "mean", "std", "min", "25%", "50%", "75%", "max", "distinct"]
+    for h in headers:
+        table.add_column(h, justify="left" if h in ("column", "type") else "right", no_wrap=True)
+    for name, c in doc["columns"].items():
+        q = c.get("quantiles") or {}
+        distinct = fmt(c.get("distinct")) + ("" if c.get("distinct_exact", True) else "~")
+        table.add_row(
+            name, c["type"], fmt(c.get("count")), fmt(c.get("nulls")), fmt(c.get("mean")),
+            fmt(c.get("std")), fmt(c.get("min")), fmt(q.get("0.25")), fmt(q.get("0.5")),
+            fmt(q.get("0.75")), fmt(c.get("max")), distinct,
+        )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Routines: what users ask for (profile, groupby, ...), built from aggregates and run on an engine."""
