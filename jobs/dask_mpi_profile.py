@@ -1,0 +1,106 @@
+"""A Dask job inside an MPI allocation (dask-mpi): summarise a Parquet dataset, write JSON.
+
+Copy it, change :func:`analyse`, keep the rest. Run it with at least 3 ranks::
+
+    mpirun -n 4 python jobs/dask_mpi_profile.py data/flights --out reports/flights-dask-mpi
+
+Rank 0 runs the Dask scheduler, ranks >= 2 the workers (one thread each) and rank 1 this
+script's client code; the workers read their own row groups. With the ``mpich`` wheel on one
+machine, add ``-launcher fork`` and keep MPI on loopback with ``UCX_NET_DEVICES=lo``::
+
+    UCX_NET_DEVICES=lo mpiexec -launcher fork -n 4 python jobs/dask_mpi_profile.py \\
+        data/flights --out reports/flights-dask-mpi
+
+In a batch job (Slurm, PBS) use ``srun``/``mpirun`` as for any MPI program and pick the
+network interface the nodes talk over with ``--interface ib0`` (default: ``[dask_mpi]
+interface`` in conf/analytics.toml, ``lo`` for one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def analyse(dataset: Any, engine: Any) -> dict[str, Any]:
+    """The summary written to ``summary.json``: rows, and min/max/count of every numeric or
+    temporal column (plain ints and floats: JSON keeps every bit of a float).
+
+    The one function to change for another analysis (the profile routine, say).
+    """
+    from analytics.aggregates.base import RowCount
+    from analytics.aggregates.columns import column_kind
+    from analytics.aggregates.composite import Composite
+    from analytics.aggregates.minmax import MinMax
+
+    parts: dict[str, Any] = {"rows": RowCount()}
+    for field in dataset.schema:
+        if column_kind(field.type) in ("float", "int", "temporal"):
+            parts[field.name] = MinMax(field.name, field.type)
+    aggregate = Composite(parts)
+    units = dataset.select(list(aggregate.columns) or dataset.schema.names[:1]).work_units()
+    result = aggregate.finalize(engine.reduce(aggregate, units))
+    return {"rows": result.pop("rows"), "columns": result}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", help="Parquet file, directory or glob")
+    parser.add_argument("--out", required=True, help="output folder (gets summary.json)")
+    parser.add_argument("--interface", help="network interface of the cluster (default: config)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from analytics.dataset import open_dataset
+    from analytics.engines.dask import DaskMPIEngine
+    from analytics.errors import AnalyticsError
+
+    start = time.perf_counter()
+    try:
+        # Collective: on ranks other than 1 this runs the scheduler or a worker until the
+        # client closes the engine, then ends the process. Only the client continues.
+        engine = DaskMPIEngine(interface=args.interface, quiet=args.quiet)
+    except AnalyticsError as exc:
+        # Raised alike on every rank (too few ranks, bad interface): say it once.
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.Get_rank() == 0:
+            _print_error(exc)
+        return 1
+    try:
+        dataset = open_dataset(args.path)
+        summary = analyse(dataset, engine)
+        summary["engine"] = {"name": engine.name, "workers": engine.workers}
+        summary["seconds"] = round(time.perf_counter() - start, 3)
+        if engine.is_root:
+            write_json(Path(args.out) / "summary.json", summary)
+            print(f"wrote {Path(args.out) / 'summary.json'}")
+    except AnalyticsError as exc:
+        _print_error(exc)
+        return 1
+    finally:
+        engine.close()
+    return 0
+
+
+def _print_error(exc: Any) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    if getattr(exc, "hint", None):
+        print(f"hint: {exc.hint}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
