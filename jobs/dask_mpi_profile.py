@@ -74,12 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         # client closes the engine, then ends the process. Only the client continues.
         engine = DaskMPIEngine(interface=args.interface, quiet=args.quiet)
     except AnalyticsError as exc:
-        # Raised alike on every rank (too few ranks, bad interface): say it once.
-        from mpi4py import MPI
-
-        if MPI.COMM_WORLD.Get_rank() == 0:
-            _print_error(exc)
-        return 1
+        # Too few ranks, no such interface: raised on rank 0, the other ranks exit quietly.
+        _print_error(exc)
+        return exc.exit_code
     try:
         dataset = open_dataset(args.path)
         summary = analyse(dataset, engine)

@@ -506,6 +506,17 @@ def test_dask_mpi_with_too_few_ranks_fails_fast(
 
 
 @pytest.mark.mpi
+def test_dask_mpi_with_an_unknown_interface_fails_fast(dataset_dir: Path, tmp_path: Path) -> None:
+    code, _, stderr, elapsed = _run_mpi(
+        3, [str(dataset_dir), "--out", str(tmp_path), "--interface", "nosuch0"], timeout=60
+    )
+    assert code == 1
+    assert stderr.count("error: dask-mpi: no network interface 'nosuch0'") == 1, stderr
+    assert "Traceback" not in stderr
+    assert elapsed < 30
+
+
+@pytest.mark.mpi
 @pytest.mark.slow
 def test_dask_mpi_error_in_a_task_is_one_clear_error(dataset_dir: Path, tmp_path: Path) -> None:
     """A unit whose file is corrupt past its footer fails on a worker: the client prints the

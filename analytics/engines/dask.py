@@ -25,6 +25,7 @@ module (``from analytics.engines.dask import collection_reduce``) costs nothing.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -48,8 +49,9 @@ __all__ = ["DaskEngine", "DaskMPIEngine", "collection_reduce", "collection_schem
 
 #: How long a client waits for a scheduler to answer, or for its first worker (seconds).
 CONNECT_TIMEOUT = 30.0
-#: How long dask-mpi ranks wait for each other at start-up before the job is aborted.
-MPI_START_TIMEOUT = 120.0
+#: How long dask-mpi ranks wait for each other at start-up before the job is aborted (imports
+#: from a shared file system on many ranks can be slow).
+MPI_START_TIMEOUT = 300.0
 #: A progress bar appears only for runs longer than this (seconds).
 PROGRESS_DELAY = 1.0
 #: Level of distributed's loggers inside the cluster (scheduler, workers). A failed task logs
@@ -108,7 +110,8 @@ def _translate(exc: BaseException) -> AnalyticsError:
             "a Dask worker died while running the job",
             hint="it was killed (out of memory?); rerun with fewer or larger workers",
         )
-    if isinstance(exc, CommClosedError | OSError | TimeoutError):
+    if isinstance(exc, CommClosedError | asyncio.CancelledError):
+        # Raised on the client, not by a task: the scheduler went away or restarted.
         return EngineError(
             f"lost the connection to the Dask scheduler: {exc}",
             hint="is the scheduler still running? check --scheduler / DASK_SCHEDULER_ADDRESS",
@@ -377,16 +380,22 @@ class DaskEngine:
             raise
 
     def _wait(self, futures: list[Future], final: Future) -> Any:
-        """The result of ``final``, with a progress bar over ``futures`` when useful."""
+        """The result of ``final``, with a progress bar over ``futures`` when useful.
+
+        Only ``final.result()`` may raise here (a task's error, reaching the root through its
+        dependents): the progress bar is cosmetic and its failures are ignored.
+        """
         progress = _Progress(len(futures), enabled=not self.quiet)
         if progress.enabled:
             from distributed import as_completed
 
             try:
-                for future in as_completed(futures):
+                for future in as_completed(futures, loop=final.client.loop):
                     if future.status == "error":
                         break
                     progress.advance()
+            except Exception:
+                pass
             finally:
                 progress.close()
         return final.result()
@@ -476,15 +485,24 @@ class DaskMPIEngine(DaskEngine):
     it is the one rank that writes output). ``close()`` on the client (also run at exit) shuts
     the whole cluster down; every rank then finalises MPI and exits.
 
+    ``interface`` is the network interface the scheduler and workers listen on (``ib0`` on a
+    cluster, ``lo`` on one machine; default ``[dask_mpi] interface``); ``workers`` may be left
+    out (it is the number of ranks minus 2, and must equal that if given); ``start_timeout``
+    bounds every start-up wait, after which the job is aborted with a message.
+
     Fixes to plain ``dask_mpi.initialize`` usage: N < 3 is a clear :class:`EngineError`; the
     start-up waits neither spin nor hang (see :class:`_PatientComm`); a rank that fails to
     start aborts the job; the scheduler's HTTP server stays on ``interface`` (dask-mpi's
-    default binds ``0.0.0.0:8787``); shutdown goes through the existing client and
-    distributed's logs are held at ERROR, so no ``CommClosedError`` tracebacks at exit.
+    default binds ``0.0.0.0:8787``); shutdown goes through the existing client and the
+    cluster's logs are silenced, so no ``CommClosedError`` tracebacks at exit. An error that
+    every rank meets alike (too few ranks, no such interface) is raised on rank 0 only; the
+    other ranks exit quietly with its exit code, so the message is printed once.
 
-    >>> engine = DaskMPIEngine(interface="lo")  # doctest: +SKIP   (under mpirun -n 4)
-    >>> engine.workers  # doctest: +SKIP
-    2
+    Under ``mpirun -n 4``:
+
+    >>> engine = DaskMPIEngine(interface="lo")  # doctest: +SKIP
+    >>> engine.workers, engine.is_root  # doctest: +SKIP
+    (2, True)
     """
 
     name = "dask-mpi"
@@ -511,19 +529,29 @@ class DaskMPIEngine(DaskEngine):
         comm = MPI.COMM_WORLD
         size, rank = comm.Get_size(), comm.Get_rank()
         if size < 3:
-            raise EngineError(
-                f"dask-mpi needs at least 3 MPI ranks (scheduler, client, 1+ workers); got {size}",
-                hint="run under `mpirun -n 3` or more, or use --engine dask for a local cluster",
+            _collective_error(
+                rank,
+                EngineError(
+                    "dask-mpi needs at least 3 MPI ranks (scheduler, client, 1+ workers); "
+                    f"got {size}",
+                    hint="run under `mpirun -n 3` or more, or use --engine dask for a local "
+                    "cluster",
+                ),
             )
         if workers and int(workers) != size - 2:
-            raise UsageError(
-                f"dask-mpi has {size - 2} workers (MPI ranks - 2); --workers {workers} disagrees",
-                hint="leave --workers out with dask-mpi: mpirun -n decides",
+            _collective_error(
+                rank,
+                UsageError(
+                    f"dask-mpi has {size - 2} workers (MPI ranks - 2); --workers {workers} "
+                    "disagrees",
+                    hint="leave --workers out with dask-mpi: mpirun -n decides",
+                ),
             )
-        # Same answer on every rank, so that a bad interface is one clean error, not a hang.
+        # Every rank learns every rank's answer: a bad interface is one clean error, not a hang.
         problems = comm.allgather(_interface_problem(interface))
         if any(problems):
-            raise EngineError(next(p for p in problems if p), hint="set [dask_mpi] interface")
+            problem = next(p for p in problems if p)
+            _collective_error(rank, EngineError(problem, hint="set [dask_mpi] interface"))
 
         is_client = self._initialize(comm, interface, dashboard, start_timeout)
         if not is_client:
@@ -539,7 +567,7 @@ class DaskMPIEngine(DaskEngine):
         )
         self.rank = rank
         self._address = self._scheduler_address
-        self._connect_client(comm, size - 2)
+        self._connect_client(comm, size - 2, start_timeout)
         atexit.register(self.close)
 
     def _initialize(
@@ -552,8 +580,9 @@ class DaskMPIEngine(DaskEngine):
 
         rank = comm.Get_rank()
         if rank != 1:
-            # Scheduler and workers: their log lines and shutdown chatter would be the only
-            # output of the job. Faults still show (ERROR), and tasks' errors reach the client.
+            # Scheduler and workers: their INFO lines, "Compute Failed" reports and shutdown
+            # tracebacks would otherwise be most of the job's stderr. Tasks' errors reach the
+            # client, which reports them once.
             logging.getLogger("distributed").setLevel(CLUSTER_LOG_LEVEL)
         host = _interface_host(interface)
         try:
@@ -569,17 +598,15 @@ class DaskMPIEngine(DaskEngine):
         except Exception as exc:
             role = "scheduler" if rank == 0 else f"worker (rank {rank})"
             _abort(comm, f"dask-mpi: the {role} failed: {type(exc).__name__}: {exc}")
-        if rank != 1:
-            logging.getLogger("distributed").setLevel(logging.CRITICAL)
         self._scheduler_address = dask.config.get("scheduler_address", None)
         return bool(is_client)
 
-    def _connect_client(self, comm: Any, n_workers: int) -> None:
+    def _connect_client(self, comm: Any, n_workers: int, timeout: float) -> None:
         from distributed import Client
 
         try:
             self._client = Client(self._address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-            self._client.wait_for_workers(n_workers, timeout=MPI_START_TIMEOUT)
+            self._client.wait_for_workers(n_workers, timeout=timeout)
         except Exception as exc:
             _abort(comm, f"dask-mpi: the client could not reach the cluster: {exc}")
         # The client shuts the cluster down in close(); an owned client in DaskEngine terms.
@@ -602,10 +629,22 @@ class DaskMPIEngine(DaskEngine):
                 client.close(timeout=10)
 
 
+def _collective_error(rank: int, error: AnalyticsError) -> None:
+    """Raise ``error`` on rank 0; leave quietly with its exit code on the others.
+
+    For errors every rank finds alike: the job says it once instead of once per rank.
+    """
+    if rank == 0:
+        raise error
+    raise SystemExit(error.exit_code)
+
+
 def _interface_problem(interface: str | None) -> str | None:
     """Why ``interface`` cannot be used on this host, or None."""
     if not interface:
         return None
+    import socket
+
     import psutil
 
     addresses = psutil.net_if_addrs()
@@ -614,6 +653,8 @@ def _interface_problem(interface: str | None) -> str | None:
             f"dask-mpi: no network interface {interface!r} on this host "
             f"(have: {', '.join(sorted(addresses))})"
         )
+    if not any(a.family == socket.AF_INET for a in addresses[interface]):
+        return f"dask-mpi: network interface {interface!r} has no IPv4 address"
     return None
 
 
