@@ -6,9 +6,10 @@ Copy it, change :func:`analyse`, keep the rest. Run it with at least 3 ranks::
 
 Rank 0 runs the Dask scheduler, ranks >= 2 the workers (one thread each) and rank 1 this
 script's client code; the workers read their own row groups. With the ``mpich`` wheel on one
-machine, add ``-launcher fork`` and keep MPI on loopback with ``UCX_NET_DEVICES=lo``::
+machine, add ``-launcher fork -iface lo`` and keep MPI on loopback with
+``UCX_NET_DEVICES=lo``::
 
-    UCX_NET_DEVICES=lo mpiexec -launcher fork -n 4 python jobs/dask_mpi_profile.py \\
+    UCX_NET_DEVICES=lo mpiexec -launcher fork -iface lo -n 4 python jobs/dask_mpi_profile.py \\
         data/flights --out reports/flights-dask-mpi
 
 In a batch job (Slurm, PBS) use ``srun``/``mpirun`` as for any MPI program and pick the

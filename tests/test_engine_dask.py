@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -44,8 +45,11 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 JOB = ROOT / "jobs" / "dask_mpi_profile.py"
-#: Hydra on one machine: fork (never ssh); UCX (MPICH's netmod here) on loopback only.
-MPIEXEC = [str(BIN / "mpiexec"), "-launcher", "fork"]
+#: Hydra on one machine: fork (never ssh), its control connections over lo; UCX (MPICH's
+#: netmod here) on loopback only.
+MPIEXEC = [str(BIN / "mpiexec"), "-launcher", "fork", "-iface", "lo"]
+#: Every process of a job gets this variable, so that one that left the session is found too.
+TAG = "ANALYTICS_DASK_TEST_TAG"
 MPI_ENV = {"UCX_NET_DEVICES": "lo"}
 
 
@@ -416,7 +420,8 @@ def test_scheduler_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 def _run_mpi(ranks: int, args: list[str], timeout: float = 150) -> tuple[int, str, str, float]:
     """``mpiexec -n ranks python JOB args`` in its own session, killed whole on timeout."""
     command = [*MPIEXEC, "-n", str(ranks), sys.executable, str(JOB), *args]
-    env = {**os.environ, **MPI_ENV}
+    tag = uuid.uuid4().hex
+    env = {**os.environ, **MPI_ENV, TAG: tag}
     started = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -430,27 +435,35 @@ def _run_mpi(ranks: int, args: list[str], timeout: float = 150) -> tuple[int, st
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        for proc in _job_processes(process.pid, tag):
+            with _suppress_psutil():
+                proc.kill()
         out, err = process.communicate()
         pytest.fail(f"mpiexec -n {ranks} hung for {timeout} s:\n{err.decode()[-3000:]}")
     elapsed = time.monotonic() - started
-    _assert_session_gone(process.pid)
+    deadline = time.monotonic() + 10
+    while left := _job_processes(process.pid, tag):
+        if time.monotonic() > deadline:
+            names = [p.cmdline() for p in left]
+            for proc in left:
+                with _suppress_psutil():
+                    proc.kill()
+            pytest.fail(f"processes left behind: {names}")
+        time.sleep(0.2)
     return process.returncode, out.decode(), err.decode(), elapsed
 
 
-def _assert_session_gone(session: int) -> None:
-    """No process of the job's session (mpiexec, hydra proxy, ranks) is left."""
-    deadline = time.monotonic() + 10
-    while True:
-        left = []
-        for proc in psutil.process_iter(["pid"]):
-            with _suppress_psutil():
-                if os.getsid(proc.pid) == session:
-                    left.append(proc)
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"processes left behind: {[p.cmdline() for p in left]}")
-        time.sleep(0.2)
+def _job_processes(session: int, tag: str) -> list[psutil.Process]:
+    """Processes of the job still alive: in its session (mpiexec, hydra proxy, ranks), or
+    carrying its tag in their environment."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        with _suppress_psutil():
+            if proc.pid == os.getpid():
+                continue
+            if os.getsid(proc.pid) == session or proc.environ().get(TAG) == tag:
+                found.append(proc)
+    return found
 
 
 class _suppress_psutil:

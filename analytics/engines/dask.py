@@ -465,6 +465,10 @@ class _PatientComm:
         self._arrive()
         return self.comm.bcast(obj, root=root)
 
+    def allgather(self, obj: Any) -> list[Any]:
+        self._arrive()
+        return self.comm.allgather(obj)
+
     def Barrier(self) -> None:
         self._arrive()
 
@@ -548,12 +552,13 @@ class DaskMPIEngine(DaskEngine):
                 ),
             )
         # Every rank learns every rank's answer: a bad interface is one clean error, not a hang.
-        problems = comm.allgather(_interface_problem(interface))
+        patient = _PatientComm(comm, start_timeout)
+        problems = patient.allgather(_interface_problem(interface))
         if any(problems):
             problem = next(p for p in problems if p)
             _collective_error(rank, EngineError(problem, hint="set [dask_mpi] interface"))
 
-        is_client = self._initialize(comm, interface, dashboard, start_timeout)
+        is_client = self._initialize(patient, interface, dashboard)
         if not is_client:
             # Scheduler or worker whose cluster has shut down: nothing else to do on this rank.
             raise SystemExit(0)
@@ -570,9 +575,7 @@ class DaskMPIEngine(DaskEngine):
         self._connect_client(comm, size - 2, start_timeout)
         atexit.register(self.close)
 
-    def _initialize(
-        self, comm: Any, interface: str | None, dashboard: bool, timeout: float
-    ) -> bool:
+    def _initialize(self, comm: _PatientComm, interface: str | None, dashboard: bool) -> bool:
         """Run ``dask_mpi.initialize``; True on the client rank once the cluster is up, False
         on the other ranks once it has shut down."""
         import dask
@@ -592,12 +595,12 @@ class DaskMPIEngine(DaskEngine):
                 dashboard=dashboard,
                 dashboard_address=f"{host}:{8787 if dashboard else 0}",
                 worker_options={"death_timeout": 60, "dashboard": False},
-                comm=_PatientComm(comm, timeout),
+                comm=comm,
                 exit=False,
             )
         except Exception as exc:
             role = "scheduler" if rank == 0 else f"worker (rank {rank})"
-            _abort(comm, f"dask-mpi: the {role} failed: {type(exc).__name__}: {exc}")
+            _abort(comm.comm, f"dask-mpi: the {role} failed: {type(exc).__name__}: {exc}")
         self._scheduler_address = dask.config.get("scheduler_address", None)
         return bool(is_client)
 
