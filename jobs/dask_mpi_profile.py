@@ -29,8 +29,9 @@ from typing import Any
 
 
 def analyse(dataset: Any, engine: Any) -> dict[str, Any]:
-    """The summary written to ``summary.json``: rows, and min/max/count of every numeric or
-    temporal column (plain ints and floats: JSON keeps every bit of a float).
+    """The summary written to ``summary.json``: the row count; min/max of every numeric or
+    temporal column; count, nulls, NaN, ±inf, sum, mean, variance and standard deviation of
+    every numeric column (exact: the same bits on every engine). One scan of the data.
 
     The one function to change for another analysis (the profile routine, say).
     """
@@ -38,15 +39,24 @@ def analyse(dataset: Any, engine: Any) -> dict[str, Any]:
     from analytics.aggregates.columns import column_kind
     from analytics.aggregates.composite import Composite
     from analytics.aggregates.minmax import MinMax
+    from analytics.aggregates.moments import Moments
 
     parts: dict[str, Any] = {"rows": RowCount()}
     for field in dataset.schema:
-        if column_kind(field.type) in ("float", "int", "temporal"):
-            parts[field.name] = MinMax(field.name, field.type)
+        kind = column_kind(field.type)
+        if kind in ("float", "int", "temporal"):
+            parts[f"{field.name}/minmax"] = MinMax(field.name, field.type)
+        if kind in ("float", "int"):
+            parts[f"{field.name}/moments"] = Moments(field.name)
     aggregate = Composite(parts)
     units = dataset.select(list(aggregate.columns) or dataset.schema.names[:1]).work_units()
     result = aggregate.finalize(engine.reduce(aggregate, units))
-    return {"rows": result.pop("rows"), "columns": result}
+    columns: dict[str, dict[str, Any]] = {}
+    for key, value in result.items():
+        if key != "rows":
+            name, what = key.rsplit("/", 1)
+            columns.setdefault(name, {})[what] = value
+    return {"rows": result["rows"], "columns": columns}
 
 
 def write_json(path: Path, data: Any) -> None:

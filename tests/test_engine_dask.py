@@ -74,32 +74,34 @@ def bits(value: Any) -> Any:
     return value
 
 
-def _moments(name: str, dtype: pa.DataType) -> Any:
-    """The exact Moments aggregate when it has landed, else None."""
+def _exact_moments() -> tuple[Any, Any]:
+    """``(Moments, CoMoments)`` once the exact accumulators have landed, else Nones."""
     try:
+        from analytics.aggregates.comoments import CoMoments
         from analytics.aggregates.moments import Moments
     except ImportError:
-        return None
-    try:
-        return Moments(name, dtype)
-    except TypeError:
-        return Moments(name)
+        return None, None
+    return Moments, CoMoments
 
 
 def build_aggregate(schema: pa.Schema) -> Composite:
     """Everything exact that exists for these columns, in one composite."""
+    moments, comoments = _exact_moments()
     parts: dict[str, Any] = {"rows": RowCount()}
+    numeric = []
     for field in schema:
         kind = column_kind(field.type)
         if kind in ("float", "int", "temporal"):
             parts[f"{field.name}.minmax"] = MinMax(field.name, field.type)
         if kind in ("float", "int"):
+            numeric.append(field.name)
             parts[f"{field.name}.hist"] = Histogram(field.name, np.linspace(-60.0, 60.0, 13))
-            moments = _moments(field.name, field.type)
             if moments is not None:
-                parts[f"{field.name}.moments"] = moments
+                parts[f"{field.name}.moments"] = moments(field.name)
         if kind == "string":
             parts[f"{field.name}.freq"] = Frequencies(field.name, field.type)
+    if comoments is not None and len(numeric) >= 2:
+        parts["comoments"] = comoments(numeric)
     return Composite(parts)
 
 

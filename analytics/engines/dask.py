@@ -698,9 +698,12 @@ def collection_reduce(
     ``"threads"``...) or else on whatever Dask would use for ``.compute()`` (the default
     ``distributed.Client`` if there is one).
     The result is bit-identical to the Parquet path over the same data: same aggregate, exact
-    merges. Types follow pandas: read with ``dtype_backend="pyarrow"`` to keep Arrow's types and
-    to tell NaN from null (numpy-backed pandas turns null into NaN, and ``from_pandas`` turns
-    NaN back into null).
+    merges, and the same column types: each partition's columns are cast back to
+    :func:`collection_schema` where that is lossless, so an ``int64`` column with nulls
+    (``float64`` in numpy-backed pandas) and pyarrow strings (``large_string``) reach ``chunk``
+    as ``int64`` and ``string``, as from Parquet. NaN versus null: numpy-backed pandas cannot
+    tell them apart (both are NaN, which ``from_pandas`` makes null); read with
+    ``dtype_backend="pyarrow"`` to keep the difference.
 
     >>> import dask.array as da
     >>> from analytics.aggregates.base import RowCount
@@ -714,7 +717,8 @@ def collection_reduce(
     if not leaves:
         return aggregate.identity()
     run = uuid.uuid4().hex[:12]
-    agg = dask.delayed(aggregate, name=f"analytics-aggregate-{run}")
+    # One graph node holding the aggregate, shared by every task (not a copy per task).
+    agg = dask.delayed(aggregate, name=f"analytics-aggregate-{run}", traverse=False)
     states = [leaf(agg, f"analytics-chunk-{run}-{i}") for i, leaf in enumerate(leaves)]
     nodes = _tree(
         states,
