@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"
-MPIEXEC = [str(Path(sys.executable).parent / "mpiexec"), "-launcher", "fork"]
+MPIEXEC = [str(Path(sys.executable).parent / "mpiexec"), "-launcher", "fork", "-iface", "lo"]
 
 
 def make_data(rows: int) -> Path:
@@ -140,6 +140,7 @@ def main() -> None:
         job(mode, rest[0] if rest else "", args.repeat)
         return
     os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+    os.environ.setdefault("UCX_NET_DEVICES", "lo")  # one machine: loopback only
     cpus = len(os.sched_getaffinity(0))
     print(f"{cpus} CPUs; load average {os.getloadavg()[0]:.1f}")
     for ranks in (1, 2, 3, 4):

@@ -5,8 +5,11 @@ reads its own share of the row groups and gets the same, exact result::
 
     mpirun -n 4 python jobs/mpi_profile.py data/flights --out reports/flights-mpi
 
-With the ``mpich`` wheel on one machine, ``mpiexec -launcher fork -n 4 ...`` (no ssh). An
-error on any rank ends the whole job at once with the cause printed once (no hang).
+With the ``mpich`` wheel on one machine (no ssh, loopback only)::
+
+    UCX_NET_DEVICES=lo mpiexec -launcher fork -iface lo -n 4 python jobs/mpi_profile.py ...
+
+An error on any rank ends the whole job at once with the cause printed once (no hang).
 """
 
 from __future__ import annotations

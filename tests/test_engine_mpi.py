@@ -1,7 +1,7 @@
 """The MPI engine and ``analytics.mpi``: in-process checks, then real ``mpiexec -n N`` jobs.
 
 The real jobs run the SPMD scripts in tests/mpi_scripts/ with the venv's MPICH (Hydra,
-``-launcher fork``: loopback only, no ssh) and compare what rank 0 writes with the serial
+``-launcher fork -iface lo`` and ``UCX_NET_DEVICES=lo``: no ssh, loopback only) and compare what rank 0 writes with the serial
 engine in this process, bit for bit. Every launch has a timeout, and afterwards no process
 of the job may be left: Hydra puts each rank in its own session, so they are found by a
 tag in their environment, not by process group.
@@ -179,12 +179,16 @@ def run_mpi(
     Fails the test if the job overruns (after killing it) or leaves any process behind.
     """
     tag = uuid.uuid4().hex
-    env = {**os.environ, TAG: tag}
+    # Loopback only: Hydra's control connections via -iface lo, UCX (which uses shared
+    # memory between ranks on one machine anyway) never opens another network device.
+    env = {**os.environ, TAG: tag, "UCX_NET_DEVICES": "lo"}
     env.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".numba_cache"))
     command = [
         str(venv_bin / "mpiexec"),
         "-launcher",
         "fork",
+        "-iface",
+        "lo",
         "-n",
         str(ranks),
         sys.executable,
@@ -285,6 +289,9 @@ def _error_lines(stderr: str, text: str) -> list[str]:
         ),
         pytest.param("layout", 1, "do not agree on the work", False, id="layout"),
         pytest.param("units", 1, "were given different work units", False, id="units"),
+        pytest.param(
+            "merge", 1, "injected merge failure on rank 0 (rank 0 of 4)", False, id="merge"
+        ),
     ],
 )
 def test_an_error_on_one_rank_ends_the_job_promptly(venv_bin, mode, code, message, traceback):
@@ -325,3 +332,13 @@ def test_a_corrupt_file_read_by_one_rank_ends_the_job(venv_bin, tmp_path):
     assert done.returncode == 1, done.stderr
     lines = _error_lines(done.stderr, f"cannot read {victim}")
     assert len(lines) == 1 and lines[0].endswith("(rank 2 of 4)"), done.stderr
+
+
+@pytest.mark.mpi
+def test_waiting_ranks_sleep_instead_of_spinning(venv_bin):
+    # 4 ranks on 2 cores must stay fast: a rank waiting for a late one must not burn a core.
+    done, _ = run_mpi(venv_bin, 4, "polite_wait.py", timeout=60)
+    assert done.returncode == 0, done.stderr
+    used = [float(v) for v in done.stdout.split()]
+    assert len(used) == 3
+    assert max(used) < 0.25, used  # busy-polling: ~1 CPU s each on an idle machine

@@ -46,7 +46,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import numpy as np
 
@@ -209,11 +209,23 @@ def _allreduce_arrays(pairs: list[tuple[np.ndarray, str]], comm: Comm) -> list[n
 
 
 def _gather_merge(aggregate: Aggregate, state: Any, comm: Comm) -> Any:
-    """Pickled states to rank 0, merged there in rank order, the result broadcast."""
+    """Pickled states to rank 0, merged there in rank order, the result broadcast.
+
+    A failing merge on rank 0 is broadcast instead of the result and raised everywhere."""
     states = comm.gather(state, root=0)
-    merged = tree_merge(aggregate, states) if comm.Get_rank() == 0 else None
+    error: Exception | None = None
+    message: tuple[Any, Any] | None = None
+    if comm.Get_rank() == 0:
+        try:
+            message = (None, tree_merge(aggregate, states))
+        except Exception as exc:
+            error, message = exc, (_describe(exc), None)
+    del states
     _wait(comm.Ibarrier())  # the others sleep while rank 0 merges
-    return comm.bcast(merged, root=0)
+    failure, merged = comm.bcast(message, root=0)
+    if failure is not None:
+        _raise_from(0, comm.Get_size(), error, failure)
+    return merged
 
 
 # ------------------------------------------------------------------------ failures
@@ -239,7 +251,8 @@ def _describe(error: BaseException) -> tuple[bytes | None, str, str, str | None,
 def _rebuild(payload: tuple[bytes | None, str, str, str | None, int]) -> BaseException:
     blob, kind, message, hint, exit_code = payload
     if blob is not None:
-        return pickle.loads(blob)
+        with contextlib.suppress(Exception):
+            return pickle.loads(blob)
     error = EngineError(f"{kind}: {message}", hint=hint)
     error.exit_code = exit_code
     return error
@@ -250,6 +263,17 @@ def _everywhere(error: AnalyticsError) -> AnalyticsError:
     :func:`abort_on_error` lets rank 0 report it and every rank exit without ``Abort``."""
     error.mpi_rank = 0  # type: ignore[attr-defined]
     return error
+
+
+def _raise_from(
+    failed: int, size: int, error: BaseException | None, payload: tuple[Any, ...]
+) -> NoReturn:
+    """Raise, on every rank, the exception rank ``failed`` hit: the original there (its
+    traceback intact), a rebuilt copy elsewhere; ``mpi_rank`` records where it happened."""
+    raised = error if error is not None else _rebuild(payload)
+    raised.mpi_rank = failed  # type: ignore[attr-defined]
+    raised.add_note(f"raised on MPI rank {failed} of {size}")
+    raise raised
 
 
 def _settle(comm: Comm, error: Exception | None, fingerprint: int) -> None:
@@ -264,10 +288,7 @@ def _settle(comm: Comm, error: Exception | None, fingerprint: int) -> None:
     if failed < size:
         payload = _describe(error) if rank == failed and error is not None else None
         payload = comm.bcast(payload, root=failed)
-        raised = error if rank == failed and error is not None else _rebuild(payload)
-        raised.mpi_rank = failed  # type: ignore[attr-defined]
-        raised.add_note(f"raised on MPI rank {failed} of {size}")
-        raise raised
+        _raise_from(failed, size, error if rank == failed else None, payload)
     if status[1] != -status[2]:
         raise _everywhere(
             EngineError(

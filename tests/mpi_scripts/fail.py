@@ -12,11 +12,13 @@ MODE:
   corrupt     a Parquet dataset whose corrupted file is read by rank 2 only
   layout      rank 2 builds a different aggregate (other histogram bins): caught, not summed
   units       rank 2 is given a different unit list: caught before any data is read
+  merge       a pickled (non-flat) state whose merge of two ranks' states fails on rank 0
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,37 @@ class FailOnRank(RowCount):
                 return RowCountState(batch.num_rows // 0)
             raise self.error("injected failure on rank 2")
         return super().chunk(batch)
+
+
+@dataclass(frozen=True)
+class RankRows:
+    rank: int
+    rows: int
+
+
+class FailMergeOnRoot:
+    """Non-flat row count whose merge raises when rank 0 merges states of different ranks."""
+
+    columns = ()
+
+    def __init__(self) -> None:
+        from mpi4py import MPI
+
+        self.rank = MPI.COMM_WORLD.rank
+
+    def identity(self) -> RankRows:
+        return RankRows(self.rank, 0)
+
+    def chunk(self, batch: pa.RecordBatch) -> RankRows:
+        return RankRows(self.rank, batch.num_rows)
+
+    def merge(self, a: RankRows, b: RankRows) -> RankRows:
+        if a.rank != b.rank and self.rank == 0:
+            raise DataError("injected merge failure on rank 0")
+        return RankRows(min(a.rank, b.rank), a.rows + b.rows)
+
+    def finalize(self, state: RankRows) -> int:
+        return state.rows
 
 
 def main(mode: str, parquet: str | None = None) -> None:
@@ -77,6 +110,8 @@ def main(mode: str, parquet: str | None = None) -> None:
 
             bins = [0.0, 1.0, 2.0] if comm.rank == 2 else [0.0, 1.0]
             engine.reduce(Histogram("x", bins), units)
+        elif mode == "merge":
+            engine.reduce(FailMergeOnRoot(), units)
         elif mode == "units":
             engine.reduce(RowCount(), units[:-1] if comm.rank == 2 else units)
         elif mode == "corrupt":

@@ -112,10 +112,12 @@ def aggregates(schema: pa.Schema) -> dict[str, Any]:
         ),
         "floatsum": FloatSum(),
     }
-    try:  # the exact moments, once they exist
+    try:  # the exact moments and co-moments, once they exist
+        from analytics.aggregates.comoments import CoMoments
         from analytics.aggregates.moments import Moments
 
-        found["moments"] = Composite({"x": Moments("x"), "y": Moments("y")})
+        parts = {n: Moments(n) for n in ("x", "y", "i")}
+        found["moments"] = Composite({**parts, "xyi": CoMoments(["x", "y", "i"])})
     except ImportError:
         pass
     return found
