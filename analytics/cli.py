@@ -25,7 +25,7 @@ EXAMPLES = {
   analytics profile data/flights --engine dask --scheduler tcp://127.0.0.1:8786 --json
   mpirun -n 4 python -m analytics profile data/flights --engine mpi --out reports/mpi""",
     "data": """examples:
-  analytics data flights --out data      # writes data/flights/ (by month) and 4 more tables""",
+  analytics data flights --out data      # data/flights/ (hive, by month), data/weather.parquet, ...""",
     "generate": """examples:
   analytics generate groupby --rows 10000000 --groups 100 --nas 5 --seed 1 --out data/G1_1e7.parquet""",
 }

