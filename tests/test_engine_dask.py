@@ -129,11 +129,14 @@ def make_table(rng: np.random.Generator, n: int) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three Parquet files of uneven sizes, several row groups each."""
+    """Three Parquet files of uneven sizes, several row groups each, in two hive partitions
+    (``g=1``, ``g=2``: Dask reads ``g`` as a categorical, the Parquet path as ``int64``)."""
     rng = np.random.default_rng(20260)
     root = tmp_path_factory.mktemp("dask-data")
     for i, n in enumerate((2_311, 3_700, 1_013)):
-        pq.write_table(make_table(rng, n), root / f"part-{i}.parquet", row_group_size=397)
+        folder = root / f"g={1 + i % 2}"
+        folder.mkdir(exist_ok=True)
+        pq.write_table(make_table(rng, n), folder / f"part-{i}.parquet", row_group_size=397)
     return root
 
 
@@ -538,7 +541,7 @@ def test_dask_mpi_error_in_a_task_is_one_clear_error(dataset_dir: Path, tmp_path
     DataError once, every rank exits, nothing hangs."""
     bad = tmp_path / "bad"
     bad.mkdir()
-    data = (dataset_dir / "part-0.parquet").read_bytes()
+    data = (dataset_dir / "g=1" / "part-0.parquet").read_bytes()
     middle = len(data) // 3
     corrupt = data[:middle] + bytes(2000) + data[middle + 2000 :]
     (bad / "part-0.parquet").write_bytes(corrupt)
@@ -556,10 +559,12 @@ def test_dask_dataframe_matches_the_parquet_path(
     dataset_dir: Path, aggregate: Composite, expected: Any, split_every: int
 ) -> None:
     dd = pytest.importorskip("dask.dataframe")
-    from analytics.engines.dask import collection_reduce
+    from analytics.engines.dask import collection_reduce, collection_schema
 
     frame = dd.read_parquet(str(dataset_dir), dtype_backend="pyarrow", split_row_groups=True)
     assert frame.npartitions >= 3
+    # Same types as the Parquet path, the hive key "g" included (a categorical in Dask).
+    assert collection_schema(frame) == open_dataset(dataset_dir).schema.remove_metadata()
     state = collection_reduce(frame, aggregate, split_every=split_every, scheduler="threads")
     assert bits(aggregate.finalize(state)) == expected
 

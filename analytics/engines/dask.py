@@ -741,8 +741,8 @@ def collection_schema(obj: Any, names: Sequence[str] | None = None) -> pa.Schema
     """The Arrow schema of the batches :func:`collection_reduce` hands to ``chunk``.
 
     A dataframe's comes from its ``_meta`` (pandas dtypes, as ``from_pandas`` maps them, with
-    ``large_string``/``large_binary`` narrowed to ``string``/``binary`` as the Parquet reader
-    returns them); an array's is ``c0``..``c{k-1}`` (or ``names``) of the array's dtype.
+    the types narrowed to what the Parquet path returns, see :func:`_narrow`); an array's is
+    ``c0``..``c{k-1}`` (or ``names``) of the array's dtype.
 
     >>> import dask.array as da
     >>> collection_schema(da.zeros((4, 2), dtype="int32")).names
@@ -766,7 +766,19 @@ def collection_schema(obj: Any, names: Sequence[str] | None = None) -> pa.Schema
 
 
 def _narrow(dtype: pa.DataType) -> pa.DataType:
-    """``string``/``binary`` for their ``large_`` forms: what Parquet readers give back."""
+    """The type the Parquet path gives for what pandas made of a column.
+
+    ``string``/``binary`` for their ``large_`` forms; a categorical (``dictionary``) decoded to
+    its values, integers widened to ``int64``: ``dd.read_parquet`` turns hive partition keys
+    into categoricals, which the Parquet path reads as ``int64`` or ``string`` columns.
+    A categorical without known categories (values of type ``null``) is left as it is.
+
+    >>> _narrow(pa.dictionary(pa.int8(), pa.int32())), _narrow(pa.large_string())
+    (DataType(int64), DataType(string))
+    """
+    if pa.types.is_dictionary(dtype) and not pa.types.is_null(dtype.value_type):
+        values = dtype.value_type
+        return pa.int64() if pa.types.is_integer(values) else _narrow(values)
     if pa.types.is_large_string(dtype):
         return pa.string()
     if pa.types.is_large_binary(dtype):
@@ -879,7 +891,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if index < 0:
             continue
         target = schema.field(index).type
-        if field.type == target or pa.types.is_null(target) or pa.types.is_dictionary(target):
+        if field.type == target or pa.types.is_null(target):
             continue
         with contextlib.suppress(pa.ArrowException):
             table = table.set_column(
