@@ -7,6 +7,7 @@ tree shape (``split_every``), the partitioning and the engine must not change on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -295,22 +296,14 @@ def test_local_cluster_lifecycle_is_lazy_silent_and_leaves_no_process(
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """End a process this test started (and its own process group), by its id."""
     if process.poll() is None:
-        with _suppress_lookup():
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            with _suppress_lookup():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
-
-
-class _suppress_lookup:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, *_: Any) -> bool:
-        return kind is not None and issubclass(kind, ProcessLookupError)
 
 
 @pytest.fixture(scope="module")
@@ -439,9 +432,10 @@ def _run_mpi(ranks: int, args: list[str], timeout: float = 150) -> tuple[int, st
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         for proc in _job_processes(process.pid, tag):
-            with _suppress_psutil():
+            with contextlib.suppress(psutil.Error, OSError):
                 proc.kill()
         out, err = process.communicate()
         pytest.fail(f"mpiexec -n {ranks} hung for {timeout} s:\n{err.decode()[-3000:]}")
@@ -449,9 +443,10 @@ def _run_mpi(ranks: int, args: list[str], timeout: float = 150) -> tuple[int, st
     deadline = time.monotonic() + 10
     while left := _job_processes(process.pid, tag):
         if time.monotonic() > deadline:
-            names = [p.cmdline() for p in left]
+            names = []
             for proc in left:
-                with _suppress_psutil():
+                with contextlib.suppress(psutil.Error, OSError):
+                    names.append(" ".join(proc.cmdline()))
                     proc.kill()
             pytest.fail(f"processes left behind: {names}")
         time.sleep(0.2)
@@ -463,20 +458,12 @@ def _job_processes(session: int, tag: str) -> list[psutil.Process]:
     carrying its tag in their environment."""
     found = []
     for proc in psutil.process_iter(["pid"]):
-        with _suppress_psutil():
+        with contextlib.suppress(psutil.Error, OSError):
             if proc.pid == os.getpid():
                 continue
             if os.getsid(proc.pid) == session or proc.environ().get(TAG) == tag:
                 found.append(proc)
     return found
-
-
-class _suppress_psutil:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, *_: Any) -> bool:
-        return kind is not None and issubclass(kind, psutil.Error | OSError)
 
 
 @pytest.mark.mpi
