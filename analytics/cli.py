@@ -13,7 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from analytics.errors import AnalyticsError, UsageError
 
@@ -153,7 +152,7 @@ def run_profile(args: argparse.Namespace) -> int:
             return 0
     if out is not None:
         write_json(out / "profile.json", result.to_dict())
-        write_parquet(out / "profile.parquet", profile_table(result))
+        write_parquet(out / "profile.parquet", result.to_arrow())
     if args.json:
         from analytics.report.files import to_json
 
@@ -163,24 +162,6 @@ def run_profile(args: argparse.Namespace) -> int:
         if out is not None:
             print(f"wrote {out / 'profile.json'} and profile.parquet")
     return 0
-
-
-def profile_table(result: Any):
-    """The profile as an Arrow table (one row per column) for profile.parquet."""
-    import json
-
-    import pyarrow as pa
-
-    from analytics.report.files import json_safe
-
-    rows = []
-    for name, stats in result.columns.items():
-        row = {"column": name}
-        for key, value in stats.items():
-            row[key] = json.dumps(json_safe(value)) if isinstance(value, (dict, list)) else value
-        rows.append(row)
-    table = pa.Table.from_pylist(json_safe(rows))
-    return table
 
 
 def run_data(args: argparse.Namespace) -> int:

@@ -52,15 +52,41 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         return self.document
 
-    def to_pandas(self):
-        """One row per column, one column per scalar statistic."""
-        import pandas as pd
+    def to_arrow(self) -> pa.Table:
+        """One row per column: counts as int64, moments and quantiles as float64, min/max as
+        text (their types differ between columns), top values and histogram as JSON text."""
+        import json
 
-        rows = {
-            name: {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
-            for name, stats in self.columns.items()
-        }
-        return pd.DataFrame.from_dict(rows, orient="index")
+        from analytics.report.files import json_safe
+
+        rows = []
+        for name, stats in self.columns.items():
+            row: dict[str, Any] = {"column": name, "type": stats["type"]}
+            for key in ("count", "nulls", "nan", "posinf", "neginf", "distinct"):
+                row[key] = stats.get(key)
+            row["distinct_exact"] = stats.get("distinct_exact")
+            row["min"] = None if stats["min"] is None else str(stats["min"])
+            row["max"] = None if stats["max"] is None else str(stats["max"])
+            for key in ("sum", "mean", "var", "std", "skew", "kurtosis"):
+                row[key] = stats.get(key)
+            for q in map(str, QUANTILES):
+                row[f"q{q}"] = (stats.get("quantiles") or {}).get(q)
+            row["top"] = json.dumps(json_safe(stats.get("top")), ensure_ascii=False)
+            row["histogram"] = json.dumps(json_safe(stats.get("histogram")))
+            rows.append(row)
+        schema = pa.schema(
+            [("column", pa.string()), ("type", pa.string())]
+            + [(k, pa.int64()) for k in ("count", "nulls", "nan", "posinf", "neginf", "distinct")]
+            + [("distinct_exact", pa.bool_()), ("min", pa.string()), ("max", pa.string())]
+            + [(k, pa.float64()) for k in ("sum", "mean", "var", "std", "skew", "kurtosis")]
+            + [(f"q{q}", pa.float64()) for q in QUANTILES]
+            + [("top", pa.string()), ("histogram", pa.string())]
+        )
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def to_pandas(self):
+        """One row per column, one column per statistic (see :meth:`to_arrow`)."""
+        return self.to_arrow().to_pandas().set_index("column")
 
 
 def select_columns(schema: pa.Schema, columns: Sequence[str] | None) -> list[str]:
