@@ -39,14 +39,18 @@ def analyse(dataset: Any, engine: Any) -> dict[str, Any]:
     from analytics.aggregates.columns import column_kind
     from analytics.aggregates.composite import Composite
     from analytics.aggregates.minmax import MinMax
-    from analytics.aggregates.moments import Moments
+
+    try:
+        from analytics.aggregates.moments import Moments
+    except ImportError:  # a checkout without the exact moments: min/max only
+        Moments = None
 
     parts: dict[str, Any] = {"rows": RowCount()}
     for field in dataset.schema:
         kind = column_kind(field.type)
         if kind in ("float", "int", "temporal"):
             parts[f"{field.name}/minmax"] = MinMax(field.name, field.type)
-        if kind in ("float", "int"):
+        if kind in ("float", "int") and Moments is not None:
             parts[f"{field.name}/moments"] = Moments(field.name)
     aggregate = Composite(parts)
     units = dataset.select(list(aggregate.columns) or dataset.schema.names[:1]).work_units()
