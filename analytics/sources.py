@@ -68,6 +68,10 @@ class DaskSource:
     def reduce(self, aggregate: Aggregate, engine: Engine) -> Any:
         from analytics.engines.dask import collection_reduce
 
+        if engine.name in ("dask", "dask-mpi"):  # use that cluster and its tree shape
+            return collection_reduce(
+                self.collection, aggregate, split_every=engine.split_every, scheduler=engine.client
+            )
         return collection_reduce(self.collection, aggregate)
 
 
