@@ -119,12 +119,11 @@ def open_cli_engine(args: argparse.Namespace, stack: ExitStack):
     """The engine named on the command line, closed when ``stack`` closes."""
     from analytics.routines.common import engine_for
 
-    if args.engine == "mpi" or (args.engine is None and os.environ.get("PMI_RANK")):
-        from analytics.engines.mpi import abort_on_error
-
-        stack.enter_context(abort_on_error())
+    quiet = getattr(args, "quiet", False) or getattr(args, "json", False)
     return stack.enter_context(
-        engine_for(args.engine, args.workers, scheduler=args.scheduler, master=args.master)
+        engine_for(
+            args.engine, args.workers, scheduler=args.scheduler, master=args.master, quiet=quiet
+        )
     )
 
 
@@ -185,12 +184,29 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def engine_name(args: argparse.Namespace) -> str | None:
+    """The engine a command will run on (None for commands without one)."""
+    if not hasattr(args, "engine"):
+        return None
+    if args.engine:
+        return args.engine
+    from analytics.config import load_settings
+
+    return load_settings()["run"]["engine"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``analytics`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        if engine_name(args) == "mpi":
+            # Every rank runs this; an error on one must end the job, not hang the others.
+            from analytics.engines.mpi import abort_on_error
+
+            with abort_on_error():
+                return args.run(args)
         return args.run(args)
     except AnalyticsError as exc:
         if debug:

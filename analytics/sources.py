@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from analytics.aggregates.base import Aggregate
-from analytics.dataset import Dataset, TableUnit, open_dataset
+from analytics.dataset import UNITS_PER_CPU, Dataset, TableUnit, open_dataset
 from analytics.engines.base import Engine
 from analytics.errors import UsageError
 
@@ -37,7 +37,12 @@ class ParquetSource:
         return self.dataset.schema
 
     def reduce(self, aggregate: Aggregate, engine: Engine) -> Any:
-        return engine.reduce(aggregate, self.dataset.select(list(aggregate.columns)).work_units())
+        # Units depend on the engine's size only (not on each process's CPUs): every MPI rank
+        # must plan the same list.
+        units = self.dataset.select(list(aggregate.columns)).work_units(
+            UNITS_PER_CPU * max(1, engine.workers)
+        )
+        return engine.reduce(aggregate, units)
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class SparkSource:
 def as_source(data: Any, where: str | None = None) -> Source:
     """Wrap what the user passed (a path, list of paths, pandas/Arrow table, Dask or Spark
     collection) as a :class:`Source`; ``where`` filters Parquet sources."""
+    if hasattr(data, "reduce") and isinstance(getattr(data, "schema", None), pa.Schema):
+        return data  # already a Source
     if isinstance(data, (str, Path)) or (
         isinstance(data, Sequence) and data and all(isinstance(p, (str, Path)) for p in data)
     ):

@@ -53,7 +53,7 @@ class MinMax:
         array = column(batch, self.name)
         if self.kind == "float":
             values = float_values(array)
-            values = values[np.isfinite(values)]
+            values = values[np.isfinite(values)] + 0.0  # -0.0 == 0.0: keep one, whatever the order
         elif self.kind in ("int", "temporal"):
             values = int_values(array)
         else:
