@@ -14,7 +14,7 @@ from analytics.report.files import json_safe
 from analytics.routines.profile import profile
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "mpi_scripts"))
-import spmd_profile  # noqa: E402
+import spmd_profile
 
 VOLATILE = ("engine", "workers", "passes", "seconds")
 
