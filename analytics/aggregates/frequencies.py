@@ -1,8 +1,7 @@
 """Distinct count and most frequent values of one column: exact up to a limit, then HyperLogLog.
 
 Below ``limit`` distinct values the state is the exact value counts, so the distinct count and
-the top values are exact. Past it the state becomes HyperLogLog registers (Flajolet et al.,
-2007), 2**14 of them: relative standard error 1.04 / sqrt(2**14) = 0.81%. Registers are a
+the top values are exact. Past it the state becomes HyperLogLog registers (see ``hll``), a
 function of the *set* of values seen, so the estimate does not depend on the partitioning.
 """
 
@@ -11,64 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.aggregates.columns import column, column_kind, float_values
-
-HLL_BITS = 14
-HLL_REGISTERS = 1 << HLL_BITS
-HLL_RELATIVE_ERROR = 1.04 / HLL_REGISTERS**0.5
-
-
-def splitmix64(keys: np.ndarray) -> np.ndarray:
-    """A well-mixed 64-bit hash of 64-bit keys (Steele et al., SplitMix64 finaliser).
-
-    >>> splitmix64(np.array([1, 2], dtype=np.uint64)).dtype
-    dtype('uint64')
-    """
-    with np.errstate(over="ignore"):
-        z = keys.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def hash_values(values: pa.Array) -> np.ndarray:
-    """64-bit hashes of non-null Arrow values, equal for equal values on every machine."""
-    kind = column_kind(values.type)
-    if kind == "float":
-        return splitmix64(values.to_numpy(zero_copy_only=False).astype(np.float64).view(np.uint64))
-    if kind in ("int", "temporal"):
-        storage = pa.int64() if values.type.bit_width == 64 else pa.int32()
-        raw = values.view(storage) if kind == "temporal" else values
-        return splitmix64(pc.cast(raw, pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64))
-    objects = np.asarray(values.to_pylist(), dtype=object)
-    return pd.util.hash_array(objects, categorize=False).astype(np.uint64)
-
-
-def hll_registers(hashes: np.ndarray) -> np.ndarray:
-    """HyperLogLog registers (uint8, 2**14) of 64-bit hashes."""
-    index = (hashes >> np.uint64(64 - HLL_BITS)).astype(np.intp)
-    rest = hashes & np.uint64((1 << (64 - HLL_BITS)) - 1)
-    # rest < 2**50 converts to float64 exactly, so frexp's exponent is its bit length.
-    bit_length = np.frexp(rest.astype(np.float64))[1]
-    rank = (64 - HLL_BITS - bit_length + 1).astype(np.uint8)
-    registers = np.zeros(HLL_REGISTERS, dtype=np.uint8)
-    np.maximum.at(registers, index, rank)
-    return registers
-
-
-def hll_estimate(registers: np.ndarray) -> int:
-    """The HyperLogLog cardinality estimate, with linear counting for small cardinalities."""
-    m = float(HLL_REGISTERS)
-    alpha = 0.7213 / (1 + 1.079 / m)
-    raw = alpha * m * m / float(np.sum(np.ldexp(1.0, -registers.astype(np.int64))))
-    zeros = int(np.count_nonzero(registers == 0))
-    if raw <= 2.5 * m and zeros:
-        return round(m * np.log(m / zeros))
-    return round(raw)
+from analytics.aggregates.hll import (
+    HLL_REGISTERS,
+    HLL_RELATIVE_ERROR,
+    estimate,
+    registers_of,
+    value_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -121,7 +73,7 @@ class Frequencies:
 
     def _bounded(self, state: FrequenciesState) -> FrequenciesState:
         if state.values is not None and len(state.values) > self.limit:
-            return FrequenciesState(None, None, hll_registers(hash_values(state.values)))
+            return FrequenciesState(None, None, registers_of(value_keys(state.values)))
         return state
 
     def _registers(self, state: FrequenciesState) -> np.ndarray:
@@ -129,7 +81,7 @@ class Frequencies:
             return state.registers
         if state.values is None or not len(state.values):
             return np.zeros(HLL_REGISTERS, dtype=np.uint8)
-        return hll_registers(hash_values(state.values))
+        return registers_of(value_keys(state.values))
 
     def merge(self, a: FrequenciesState, b: FrequenciesState) -> FrequenciesState:
         if a.values is None and a.registers is None:
@@ -152,7 +104,7 @@ class Frequencies:
     def finalize(self, state: FrequenciesState) -> dict:
         if state.registers is not None:
             return {
-                "distinct": hll_estimate(state.registers),
+                "distinct": estimate(state.registers),
                 "distinct_exact": False,
                 "distinct_relative_error": HLL_RELATIVE_ERROR,
                 "top": None,

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from analytics.aggregates.base import ReduceOp
 from analytics.aggregates.columns import column, float_values
+from analytics.numerics.binning import edge_counts
 
 
 def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
@@ -57,11 +58,7 @@ class Histogram:
 
     def counts(self, values: np.ndarray) -> np.ndarray:
         """Bin counts of a float64 array (also used by routines on in-memory data)."""
-        edges = self.edges
-        inside = values[(values >= edges[0]) & (values <= edges[-1])]
-        index = np.searchsorted(edges, inside, side="right") - 1
-        index[index == len(edges) - 1] = len(edges) - 2
-        return np.bincount(index, minlength=len(edges) - 1).astype(np.int64)
+        return edge_counts(values, self.edges)
 
     def merge(self, a: HistogramState, b: HistogramState) -> HistogramState:
         return HistogramState(a.counts + b.counts)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from analytics.aggregates.base import ReduceOp
 from analytics.aggregates.columns import column, column_kind, float_values, int_values
+from analytics.numerics.binning import window_counts
 
 BUCKET_BITS = 16
 COLLECT_LIMIT = 1 << 16
@@ -53,7 +54,9 @@ def column_keys(batch: pa.RecordBatch, name: str, integer: bool) -> np.ndarray:
     if integer:
         return order_keys(int_values(array))
     values = float_values(array)
-    return order_keys(values[np.isfinite(values)] + 0.0)  # + 0.0 folds -0.0 into 0.0
+    if not np.isfinite(values).all():
+        values = values[np.isfinite(values)]
+    return order_keys(values + 0.0)  # + 0.0 folds -0.0 into 0.0
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,8 @@ class KeyCounts:
 
     def chunk(self, batch: pa.RecordBatch) -> KeyCountsState:
         keys = column_keys(batch, self.name, self.integer)
-        counts = []
-        for w in self.windows:
-            inside = keys[(keys >= np.uint64(w.lo)) & (keys <= np.uint64(w.hi))]
-            index = ((inside - np.uint64(w.lo)) >> np.uint64(w.shift)).astype(np.intp)
-            counts.append(np.bincount(index, minlength=w.buckets))
-        return KeyCountsState(np.concatenate(counts).astype(np.int64))
+        counts = [window_counts(keys, w.lo, w.hi, w.shift, w.buckets) for w in self.windows]
+        return KeyCountsState(np.concatenate(counts))
 
     def merge(self, a: KeyCountsState, b: KeyCountsState) -> KeyCountsState:
         return KeyCountsState(a.counts + b.counts)

@@ -49,12 +49,16 @@ class ShapeMoments:
 
     def chunk(self, batch: pa.RecordBatch) -> ShapeState:
         values = float_values(column(batch, self.name))
-        d = values[np.isfinite(values)] - self.center
-        d2 = d * d
+        if not np.isfinite(values).all():
+            values = values[np.isfinite(values)]
         sums = new_acc(4)
-        for row, power in enumerate((d, d2, d2 * d, d2 * d2)):
-            add_sum(sums[row], power)
-        return ShapeState(len(d), normalize(sums))
+        d = values - self.center
+        add_sum(sums[0], d)
+        d2 = np.multiply(d, d)
+        add_sum(sums[1], d2)
+        add_sum(sums[2], np.multiply(d2, d, out=d))
+        add_sum(sums[3], np.multiply(d2, d2, out=d2))
+        return ShapeState(len(values), normalize(sums))
 
     def merge(self, a: ShapeState, b: ShapeState) -> ShapeState:
         return ShapeState(a.count + b.count, normalize(a.sums + b.sums))

@@ -22,6 +22,7 @@ from analytics.aggregates.comoments import CoMoments
 from analytics.aggregates.composite import Composite
 from analytics.aggregates.frequencies import Frequencies
 from analytics.aggregates.histogram import Histogram, even_edges
+from analytics.aggregates.hll import HLL_RELATIVE_ERROR, Cardinality
 from analytics.aggregates.minmax import MinMax
 from analytics.aggregates.moments import Moments
 from analytics.aggregates.quantiles import QuantileSearch
@@ -138,7 +139,7 @@ def profile(
         runner = PassRunner(source, running, progress)
         first = _first_pass(names, types, numeric, quantiles, top, distinct_limit)
         stats = runner.run(first, "counts, moments, distinct values")
-        shapes = _shape_passes(runner, stats, types, numeric, quantiles, bins)
+        shapes = _shape_passes(runner, stats, types, numeric, quantiles, bins, distinct_limit)
         document = {
             "rows": stats["rows"],
             "engine": running.name,
@@ -156,7 +157,10 @@ def _first_pass(names, types, numeric, quantiles, top, distinct_limit) -> Compos
     parts: dict[str, Any] = {"rows": RowCount()}
     for n in names:
         parts[f"minmax:{n}"] = MinMax(n, types[n])
-        if column_kind(types[n]) != "other":
+        kind = column_kind(types[n])
+        if kind == "float":  # mostly distinct values: estimate first, count exactly if few
+            parts[f"cardinality:{n}"] = Cardinality(n, types[n])
+        elif kind != "other":
             parts[f"freq:{n}"] = Frequencies(n, types[n], limit=distinct_limit, top=top)
     for n in numeric:
         parts[f"moments:{n}"] = Moments(n)
@@ -167,10 +171,17 @@ def _first_pass(names, types, numeric, quantiles, top, distinct_limit) -> Compos
     return Composite(parts)
 
 
-def _shape_passes(runner, stats, types, numeric, quantiles, bins) -> dict[str, Any]:
-    """Histograms, skew/kurtosis and (exact) quantiles: pass 2 and on."""
+def _shape_passes(
+    runner, stats, types, numeric, quantiles, bins, distinct_limit
+) -> dict[str, Any]:
+    """Histograms, skew/kurtosis, exact distinct floats and quantiles: pass 2 and on."""
     parts: dict[str, Any] = {}
     searches: dict[str, QuantileSearch] = {}
+    for key, estimate in stats.items():
+        # HyperLogLog is within a few % of the truth: count exactly where it may be small.
+        n = key.partition(":")[2]
+        if key.startswith("cardinality:") and estimate <= 2 * distinct_limit:
+            parts[f"freq:{n}"] = Frequencies(n, types[n], limit=distinct_limit)
     for n in numeric:
         extremes, moments = stats[f"minmax:{n}"], stats[f"moments:{n}"]
         if not moments["count"]:
@@ -230,11 +241,17 @@ def _column(name: str, dtype: pa.DataType, stats: dict, shapes: dict) -> dict[st
         column["histogram"] = shapes.get(f"histogram:{name}")
     else:
         column.update({"count": extremes["count"], "nulls": rows - extremes["count"]})
-    frequencies = stats.get(f"freq:{name}")
+    frequencies = stats.get(f"freq:{name}") or shapes.get(f"freq:{name}")
     if frequencies is not None:
         column.update(frequencies)
-        if kind in ("float", "temporal"):
-            column["top"] = None
+    elif f"cardinality:{name}" in stats:
+        column.update(
+            distinct=stats[f"cardinality:{name}"],
+            distinct_exact=False,
+            distinct_relative_error=HLL_RELATIVE_ERROR,
+        )
+    if kind in ("float", "temporal"):
+        column["top"] = None
     return column
 
 
