@@ -25,6 +25,7 @@ from analytics.numerics.exact import acc_to_fraction, add_sum, new_acc, normaliz
 class ShapeState:
     count: int
     sums: np.ndarray  # int64 accumulators of d, d², d³, d⁴: shape (4, N_LIMBS)
+    overflow: int = 0  # powers too large for float64: skew/kurtosis are then unknown
 
 
 class ShapeMoments:
@@ -52,20 +53,21 @@ class ShapeMoments:
         if not np.isfinite(values).all():
             values = values[np.isfinite(values)]
         sums = new_acc(4)
-        d = values - self.center
-        add_sum(sums[0], d)
-        d2 = np.multiply(d, d)
-        add_sum(sums[1], d2)
-        add_sum(sums[2], np.multiply(d2, d, out=d))
-        add_sum(sums[3], np.multiply(d2, d2, out=d2))
-        return ShapeState(len(values), normalize(sums))
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = values - self.center
+            overflow = add_sum(sums[0], d)
+            d2 = np.multiply(d, d)
+            overflow += add_sum(sums[1], d2)
+            overflow += add_sum(sums[2], np.multiply(d2, d, out=d))
+            overflow += add_sum(sums[3], np.multiply(d2, d2, out=d2))
+        return ShapeState(len(values), normalize(sums), overflow)
 
     def merge(self, a: ShapeState, b: ShapeState) -> ShapeState:
-        return ShapeState(a.count + b.count, normalize(a.sums + b.sums))
+        return ShapeState(a.count + b.count, normalize(a.sums + b.sums), a.overflow + b.overflow)
 
     def finalize(self, state: ShapeState) -> dict[str, float | None]:
         n = state.count
-        if not math.isfinite(self.center):
+        if not math.isfinite(self.center) or state.overflow:
             return {"skew": None, "kurtosis": None}
         s1, s2, s3, s4 = (acc_to_fraction(row) for row in state.sums)
         if n == 0:
@@ -77,11 +79,13 @@ class ShapeMoments:
         return {"skew": _skew(n, m2, m3), "kurtosis": _kurtosis(n, m2, m4)}
 
     def flatten(self, state: ShapeState) -> list[tuple[np.ndarray, ReduceOp]]:
-        return [(np.array([state.count], dtype=np.int64), "sum"), (state.sums.ravel(), "sum")]
+        counts = np.array([state.count, state.overflow], dtype=np.int64)
+        return [(counts, "sum"), (state.sums.ravel(), "sum")]
 
     def unflatten(self, arrays: Sequence[np.ndarray]) -> ShapeState:
-        count, sums = arrays
-        return ShapeState(int(count[0]), normalize(np.asarray(sums, dtype=np.int64).reshape(4, -1)))
+        counts, sums = arrays
+        sums = normalize(np.asarray(sums, dtype=np.int64).reshape(4, -1))
+        return ShapeState(int(counts[0]), sums, int(counts[1]))
 
 
 def _skew(n: int, m2: Fraction, m3: Fraction) -> float | None:
