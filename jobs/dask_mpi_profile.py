@@ -29,38 +29,15 @@ from typing import Any
 
 
 def analyse(dataset: Any, engine: Any) -> dict[str, Any]:
-    """The summary written to ``summary.json``: the row count; min/max of every numeric or
-    temporal column; count, nulls, NaN, ±inf, sum, mean, variance and standard deviation of
-    every numeric column (exact: the same bits on every engine). One scan of the data.
+    """The full profile of ``dataset`` (the same document as ``analytics profile``), computed
+    as Dask tasks on the dask-mpi cluster.
 
-    The one function to change for another analysis (the profile routine, say).
+    The one function to change for another analysis.
     """
-    from analytics.aggregates.base import RowCount
-    from analytics.aggregates.columns import column_kind
-    from analytics.aggregates.composite import Composite
-    from analytics.aggregates.minmax import MinMax
+    import analytics
 
-    try:
-        from analytics.aggregates.moments import Moments
-    except ImportError:  # a checkout without the exact moments: min/max only
-        Moments = None
-
-    parts: dict[str, Any] = {"rows": RowCount()}
-    for field in dataset.schema:
-        kind = column_kind(field.type)
-        if kind in ("float", "int", "temporal"):
-            parts[f"{field.name}/minmax"] = MinMax(field.name, field.type)
-        if kind in ("float", "int") and Moments is not None:
-            parts[f"{field.name}/moments"] = Moments(field.name)
-    aggregate = Composite(parts)
-    units = dataset.select(list(aggregate.columns) or dataset.schema.names[:1]).work_units()
-    result = aggregate.finalize(engine.reduce(aggregate, units))
-    columns: dict[str, dict[str, Any]] = {}
-    for key, value in result.items():
-        if key != "rows":
-            name, what = key.rsplit("/", 1)
-            columns.setdefault(name, {})[what] = value
-    return {"rows": result["rows"], "columns": columns}
+    document = analytics.profile(dataset, engine=engine).to_dict()
+    return {k: v for k, v in document.items() if k not in ("engine", "workers")}
 
 
 def write_json(path: Path, data: Any) -> None:

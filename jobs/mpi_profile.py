@@ -19,38 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Work units per rank: some slack to balance uneven row groups. Every rank must list the
-#: same units, so the count depends on the number of ranks, never on local CPUs.
-UNITS_PER_RANK = 4
-
 
 def analyse(dataset: Any, engine: Any) -> dict[str, Any]:
-    """Rows, then min/max/count and a 10-bin histogram of every numeric column (two passes:
-    the second needs the first one's min and max for its bin edges).
+    """The full profile of ``dataset`` (the same document as ``analytics profile``); every rank
+    reads its own row groups and gets the same result.
 
-    The one function to change for another analysis (the profile routine, say).
+    The one function to change for another analysis.
     """
-    from analytics.aggregates.base import RowCount
-    from analytics.aggregates.columns import is_numeric
-    from analytics.aggregates.composite import Composite
-    from analytics.aggregates.histogram import Histogram, even_edges
-    from analytics.aggregates.minmax import MinMax
+    import analytics
 
-    def run(parts: dict[str, Any]) -> dict[str, Any]:
-        aggregate = Composite(parts)
-        columns = list(aggregate.columns) or dataset.schema.names[:1]
-        units = dataset.select(columns).work_units(UNITS_PER_RANK * engine.workers)
-        return aggregate.finalize(engine.reduce(aggregate, units))
-
-    numeric = [f.name for f in dataset.schema if is_numeric(f.type)]
-    first = run(
-        {"rows": RowCount(), **{n: MinMax(n, dataset.schema.field(n).type) for n in numeric}}
-    )
-    found = [n for n in numeric if first[n]["count"]]
-    edges = {n: even_edges(first[n]["min"], first[n]["max"], 10) for n in found}
-    second = run({n: Histogram(n, edges[n]) for n in found}) if found else {}
-    columns = {n: {**first[n], "histogram": second.get(n)} for n in numeric}
-    return {"rows": first["rows"], "columns": columns}
+    document = analytics.profile(dataset, engine=engine).to_dict()
+    return {k: v for k, v in document.items() if k not in ("engine", "workers")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,27 +28,14 @@ from typing import Any
 
 
 def analyse(path: str, engine: Any) -> dict[str, Any]:
-    """The summary: rows, and min/max/count of every numeric or temporal column.
+    """The full profile of the dataset at ``path`` (the same document as ``analytics profile``).
 
-    The one function to change for another analysis; with the profile routine it becomes
-    ``return analytics.profile(path, engine=engine).to_dict()``.
+    The one function to change for another analysis.
     """
-    from analytics.aggregates.base import RowCount
-    from analytics.aggregates.columns import column_kind
-    from analytics.aggregates.composite import Composite
-    from analytics.aggregates.minmax import MinMax
-    from analytics.dataset import open_dataset
+    import analytics
 
-    dataset = open_dataset(path)
-    parts: dict[str, Any] = {"rows": RowCount()}
-    for field in dataset.schema:
-        if column_kind(field.type) in ("float", "int", "temporal"):
-            parts[field.name] = MinMax(field.name, field.type)
-    aggregate = Composite(parts)
-    result = aggregate.finalize(
-        engine.reduce(aggregate, dataset.select(list(aggregate.columns)).work_units())
-    )
-    return {"rows": result.pop("rows"), "columns": result}
+    document = analytics.profile(path, engine=engine).to_dict()
+    return {k: v for k, v in document.items() if k not in ("engine", "workers")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,16 +89,12 @@ class Frequencies:
         if b.values is None and b.registers is None:
             return a
         if a.registers is None and b.registers is None:
-            table = pa.table(
-                {
-                    "v": pa.chunked_array([a.values, b.values]),
-                    "n": pa.chunked_array([pa.array(a.counts), pa.array(b.counts)]),
-                }
-            )
-            summed = table.group_by("v", use_threads=False).aggregate([("n", "sum")])
-            values = summed.column("v").combine_chunks()
-            counts = summed.column("n_sum").to_numpy().astype(np.int64)
-            return self._bounded(FrequenciesState(values, counts, None))
+            # Hash-encode the union of values, then add up the counts per code (no Acero:
+            # states that travelled between processes may hold unaligned buffers).
+            encoded = pc.dictionary_encode(pa.concat_arrays([a.values, b.values]))
+            counts = np.zeros(len(encoded.dictionary), dtype=np.int64)
+            np.add.at(counts, encoded.indices.to_numpy(), np.concatenate([a.counts, b.counts]))
+            return self._bounded(FrequenciesState(encoded.dictionary, counts, None))
         return FrequenciesState(None, None, np.maximum(self._registers(a), self._registers(b)))
 
     def finalize(self, state: FrequenciesState) -> dict:
