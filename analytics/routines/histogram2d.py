@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from analytics.aggregates.base import RowCount
 from analytics.aggregates.columns import is_numeric
@@ -67,6 +68,34 @@ class Histogram2DResult:
                 "count": counts[i, j],
             }
         )
+
+    def to_arrow(self) -> pa.Table:
+        """Every cell, empty ones included: ``x_lo, x_hi, y_lo, y_hi`` float64, ``count`` int64."""
+        counts = self.counts
+        i, j = np.indices(counts.shape).reshape(2, -1)
+        xe, ye = self.x_edges, self.y_edges
+        return pa.table(
+            {
+                "x_lo": xe[i],
+                "x_hi": xe[i + 1],
+                "y_lo": ye[j],
+                "y_hi": ye[j + 1],
+                "count": pa.array(counts[i, j], pa.int64()),
+            }
+        )
+
+    def summary(self) -> str:
+        """The counts as a grid, x bins down, y bins across, with the bins' lower edges."""
+        d, counts = self.document, self.counts
+        width = max(7, len(f"{int(counts.max(initial=0)):,}") + 1)
+        lines = [
+            f"{d['x']} (rows) x {d['y']} (columns) · {d['rows']:,} rows · "
+            f"missing {d['missing']:,} · outside {d['outside']:,}",
+            " " * 10 + "".join(f"{e:>{width}.3g}" for e in self.y_edges[:-1]),
+        ]
+        for lo, row in zip(self.x_edges[:-1], counts, strict=True):
+            lines.append(f"{lo:>10.4g}" + "".join(f"{v:>{width},}" for v in row))
+        return "\n".join(lines)
 
 
 def _split_bins(bins: AxisBins | tuple[AxisBins, AxisBins]) -> tuple[AxisBins, AxisBins]:
