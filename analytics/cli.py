@@ -129,6 +129,7 @@ def open_cli_engine(args: argparse.Namespace, stack: ExitStack):
 
 def run_profile(args: argparse.Namespace) -> int:
     from analytics.report.files import check_output_dir, write_json, write_parquet
+    from analytics.report.html import write_profile_html
     from analytics.report.terminal import print_profile
     from analytics.routines.profile import profile
 
@@ -152,6 +153,7 @@ def run_profile(args: argparse.Namespace) -> int:
     if out is not None:
         write_json(out / "profile.json", result.to_dict())
         write_parquet(out / "profile.parquet", result.to_arrow())
+        write_profile_html(out / "report.html", result.to_dict(), inputs=args.path)
     if args.json:
         from analytics.report.files import to_json
 
@@ -159,7 +161,7 @@ def run_profile(args: argparse.Namespace) -> int:
     else:
         print_profile(result)
         if out is not None:
-            print(f"wrote {out / 'profile.json'} and profile.parquet")
+            print(f"wrote {out / 'profile.json'}, profile.parquet and report.html")
     return 0
 
 

@@ -54,7 +54,7 @@ def test_profile_out_writes_json_and_parquet(small, tmp_path):
     table = pq.read_table(out / "profile.parquet")
     assert table.column("column").to_pylist() == list(document["columns"])
     assert table.column("mean").to_pylist()[0] == document["columns"]["x"]["mean"]
-    assert sorted(p.name for p in out.iterdir()) == ["profile.json", "profile.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["profile.json", "profile.parquet", "report.html"]
 
 
 def test_columns_and_where(small):
@@ -104,7 +104,7 @@ def test_a_failed_run_leaves_the_previous_output_intact(small, tmp_path):
     before = (out / "profile.json").read_bytes()
     assert main(["profile", small, "--out", str(out), "--columns", "nope", "--quiet"]) == 2
     assert (out / "profile.json").read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["profile.json", "profile.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["profile.json", "profile.parquet", "report.html"]
 
 
 def test_help_has_examples():

@@ -15,9 +15,16 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def plain(value: Any) -> str:
+    """A data value (min, max) as the data has it: no thousands separators."""
+    return fmt(value) if isinstance(value, float) or value is None else str(value)
 
 
 def print_profile(result: Any, console: Console | None = None) -> None:
@@ -37,6 +44,6 @@ def print_profile(result: Any, console: Console | None = None) -> None:
         distinct = fmt(c.get("distinct")) + ("" if c.get("distinct_exact", True) else "~")
         table.add_row(
             name, c["type"], fmt(c.get("count")), fmt(c.get("nulls")), fmt(c.get("mean")),
-            fmt(c.get("std")), fmt(c.get("min")), fmt(q.get("0.5")), fmt(c.get("max")), distinct,
+            fmt(c.get("std")), plain(c.get("min")), fmt(q.get("0.5")), plain(c.get("max")), distinct,
         )
     console.print(table)
