@@ -27,6 +27,12 @@ _EXPORTS = {
     "open_engine": "analytics.engines",
     "Profile": "analytics.routines.profile",
     "profile": "analytics.routines.profile",
+    "OLSResult": "analytics.routines.ols",
+    "ols": "analytics.routines.ols",
+    "CorrResult": "analytics.routines.corr",
+    "corr": "analytics.routines.corr",
+    "Histogram2DResult": "analytics.routines.histogram2d",
+    "histogram2d": "analytics.routines.histogram2d",
 }
 
 __all__ = sorted(_EXPORTS)

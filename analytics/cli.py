@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from analytics.errors import AnalyticsError, UsageError
 
@@ -23,6 +24,15 @@ EXAMPLES = {
   analytics profile data/flights --engine processes --workers 2 --out reports/flights
   analytics profile data/flights --engine dask --scheduler tcp://127.0.0.1:8786 --json
   mpirun -n 4 python -m analytics profile data/flights --engine mpi --out reports/mpi""",
+    "ols": """examples:
+  analytics ols data/flights --y arr_delay --x dep_delay,distance,carrier
+  analytics ols data/flights --y arr_delay --x dep_delay,origin --where "month >= 6" --json""",
+    "corr": """examples:
+  analytics corr data/flights --columns dep_delay,arr_delay,distance,air_time --min-periods 100
+  analytics corr data/flights --engine processes --workers 2 --out reports/corr""",
+    "histogram2d": """examples:
+  analytics histogram2d data/flights --x dep_delay --y arr_delay --bins 40,40
+  analytics histogram2d data/flights --x dep_delay --y arr_delay --range -30,150,-60,180""",
     "data": """examples:
   analytics data flights --out data      # data/flights/ (hive, by month), data/weather.parquet, ...""",
     "generate": """examples:
@@ -78,6 +88,30 @@ def build_parser() -> Parser:
     add_output_options(p)
     p.set_defaults(run=run_profile)
 
+    p = command(commands, "ols", "least squares (TSQR): coefficients, errors, R²")
+    p.add_argument("--y", required=True, help="the dependent column")
+    p.add_argument("--x", required=True, help="comma-separated regressors (strings: one-hot)")
+    p.add_argument("--categorical", help="numeric columns to one-hot encode as well")
+    p.add_argument("--no-intercept", action="store_true", help="fit without an intercept")
+    p.add_argument("--no-center", action="store_true", help="do not centre on exact means first")
+    p.add_argument("--max-levels", type=int, default=1000, help="levels per categorical column")
+    p.set_defaults(run=run_ols)
+
+    p = command(commands, "corr", "covariance and correlation matrices (pairwise complete)")
+    p.add_argument("--columns", help="comma-separated numeric columns (default: all numeric)")
+    p.add_argument("--min-periods", type=int, default=1, help="fewest complete pairs per entry")
+    p.add_argument("--method", default="pearson", choices=["pearson"])
+    p.set_defaults(run=run_corr)
+
+    p = command(commands, "histogram2d", "2-D histogram of two numeric columns")
+    p.add_argument("--x", required=True)
+    p.add_argument("--y", required=True)
+    p.add_argument("--bins", default="20", help="N or NX,NY (default 20)")
+    p.add_argument("--x-edges", help="explicit comma-separated x edges")
+    p.add_argument("--y-edges", help="explicit comma-separated y edges")
+    p.add_argument("--range", help="xmin,xmax,ymin,ymax (default: exact min/max)")
+    p.set_defaults(run=run_histogram2d)
+
     p = commands.add_parser(
         "data", help="write the real shipped datasets", epilog=EXAMPLES["data"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -99,6 +133,19 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True, help="output file (or folder when --files > 1)")
     p.set_defaults(run=run_generate)
     return parser
+
+
+def command(commands: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A routine's subcommand: PATH, --where, engine and output options, examples."""
+    p = commands.add_parser(
+        name, help=summary, description=summary, epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", nargs="+", help="Parquet file(s), folder or glob")
+    p.add_argument("--where", help="filter, e.g. \"dep_delay > 60 and carrier == 'UA'\"")
+    add_engine_options(p)
+    add_output_options(p)
+    return p
 
 
 def split_list(text: str | None) -> list[str] | None:
@@ -163,6 +210,79 @@ def run_profile(args: argparse.Namespace) -> int:
         if out is not None:
             print(f"wrote {out / 'profile.json'}, profile.parquet and report.html")
     return 0
+
+
+def run_routine(args: argparse.Namespace, name: str, compute: Callable[..., Any]) -> int:
+    """Run ``compute(path, engine=..., progress=...)``; print its summary (or JSON) and write
+    ``--out``/NAME.json and NAME.parquet. Shared by every routine command but profile."""
+    from analytics.report.files import check_output_dir, to_json, write_json, write_parquet
+
+    out = check_output_dir(args.out, args.path) if args.out else None
+    path = args.path if len(args.path) > 1 else args.path[0]
+    with ExitStack() as stack:
+        engine = open_cli_engine(args, stack)
+        result = compute(path, engine=engine, progress=progress_reporter(args, stack))
+        if not getattr(engine, "is_root", True):
+            return 0
+    if out is not None:
+        write_json(out / f"{name}.json", result.to_dict())
+        write_parquet(out / f"{name}.parquet", result.to_arrow())
+    print(to_json(result.to_dict()) if args.json else result.summary())
+    return 0
+
+
+def floats(text: str | None) -> list[float] | None:
+    """Comma-separated numbers, or a usage error naming the bad one."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in split_list(text)]
+    except ValueError:
+        raise UsageError(f"not a list of numbers: {text!r}") from None
+
+
+def run_ols(args: argparse.Namespace) -> int:
+    from analytics.routines.ols import ols
+
+    def compute(path: Any, **run: Any) -> Any:
+        return ols(
+            path, args.y, split_list(args.x), categorical=split_list(args.categorical),
+            where=args.where, intercept=not args.no_intercept, center=not args.no_center,
+            max_levels=args.max_levels, **run,
+        )
+
+    return run_routine(args, "ols", compute)
+
+
+def run_corr(args: argparse.Namespace) -> int:
+    from analytics.routines.corr import corr
+
+    def compute(path: Any, **run: Any) -> Any:
+        return corr(
+            path, split_list(args.columns), method=args.method, min_periods=args.min_periods,
+            where=args.where, **run,
+        )
+
+    return run_routine(args, "corr", compute)
+
+
+def run_histogram2d(args: argparse.Namespace) -> int:
+    from analytics.routines.histogram2d import histogram2d
+
+    counts = split_list(args.bins) or []
+    if not 1 <= len(counts) <= 2 or not all(c.isdigit() and int(c) > 0 for c in counts):
+        raise UsageError(f"--bins takes N or NX,NY (positive whole numbers), not {args.bins!r}")
+    nx, ny = (list(map(int, counts)) * 2)[:2]
+    bins = (floats(args.x_edges) or nx, floats(args.y_edges) or ny)
+    limits = floats(args.range)
+    if limits is not None and len(limits) != 4:
+        raise UsageError("--range takes xmin,xmax,ymin,ymax")
+    box = ((limits[0], limits[1]), (limits[2], limits[3])) if limits else None
+
+    def compute(path: Any, **run: Any) -> Any:
+        return histogram2d(path, args.x, args.y, bins=bins, range=box, where=args.where, **run)
+
+    return run_routine(args, "histogram2d", compute)
 
 
 def run_data(args: argparse.Namespace) -> int:

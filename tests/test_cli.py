@@ -119,3 +119,27 @@ def test_inputs_are_never_modified(small):
     before = Path(small).read_bytes()
     assert main(["profile", small, "--quiet", "--json"]) == 0
     assert Path(small).read_bytes() == before
+
+
+def test_ols_corr_histogram2d_commands(small, tmp_path):
+    frame = pq.read_table(small).to_pandas()
+    done = run("ols", small, "--y", "x", "--x", "col with space,name", "--json", "--engine", "serial")
+    assert done.returncode == 0, done.stderr
+    fit = json.loads(done.stdout)
+    design = np.column_stack(
+        [np.ones(len(frame)), frame["col with space"], (frame["name"] == "b").astype(float)]
+    )
+    expected = np.linalg.lstsq(design, frame["x"].to_numpy(), rcond=None)[0]
+    assert np.allclose([c["coef"] for c in fit["coefficients"]], expected, rtol=1e-10, atol=1e-12)
+
+    out = tmp_path / "corr"
+    assert main(["corr", small, "--columns", "x,k", "--out", str(out), "--quiet"]) == 0
+    matrix = json.loads((out / "corr.json").read_text())["correlation"]
+    assert matrix[0][1] == pytest.approx(frame["x"].corr(frame["k"].astype(float)), rel=1e-12)
+
+    done = run("histogram2d", small, "--x", "x", "--y", "k", "--bins", "3,5", "--json")
+    assert done.returncode == 0, done.stderr
+    counts = np.array(json.loads(done.stdout)["counts"])
+    assert counts.tolist() == np.histogram2d(frame["x"], frame["k"], bins=(3, 5))[0].astype(int).tolist()
+    done = run("histogram2d", small, "--x", "x", "--y", "k", "--bins", "a")
+    assert done.returncode == 2 and done.stderr.startswith("error: --bins takes N or NX,NY")
