@@ -53,8 +53,12 @@ __all__ = [
     "allreduce_state",
     "as_table",
     "collective_reduce",
+    "corr",
+    "groupby",
+    "histogram2d",
     "local_engine",
     "local_units",
+    "ols",
     "profile",
     "reduce_local",
     "reduce_state",
@@ -220,6 +224,23 @@ class RankLocalSource:
         return reduce_state(aggregate, self.data, self.comm)
 
 
+def _spmd(routine_path: str, name: str):
+    """Wrap routine ``name`` of module ``routine_path`` to run on every rank's local data."""
+
+    def run(data: LocalData, *args: Any, comm: Comm | None = None, **options: Any) -> Any:
+        import importlib
+
+        routine = getattr(importlib.import_module(routine_path), name)
+        return routine(RankLocalSource(data, comm), *args, engine=local_engine(comm), **options)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = (
+        f":func:`analytics.{name}` of every rank's ``data`` together, on every rank "
+        "(collective); bit-identical to the serial engine over the concatenated data."
+    )
+    return run
+
+
 def profile(data: LocalData, columns: Any = None, *, comm: Comm | None = None, **options: Any):
     """:func:`analytics.profile` of every rank's ``data`` together, on every rank (collective).
 
@@ -231,3 +252,9 @@ def profile(data: LocalData, columns: Any = None, *, comm: Comm | None = None, *
     from analytics.routines.profile import profile as run_profile
 
     return run_profile(RankLocalSource(data, comm), columns, engine=local_engine(comm), **options)
+
+
+corr = _spmd("analytics.routines.corr", "corr")
+ols = _spmd("analytics.routines.ols", "ols")
+histogram2d = _spmd("analytics.routines.histogram2d", "histogram2d")
+groupby = _spmd("analytics.routines.groupby", "groupby")

@@ -11,6 +11,9 @@ from _data import flights_dir
 from test_engine_mpi import run_mpi
 
 from analytics.report.files import json_safe
+from analytics.routines.corr import corr
+from analytics.routines.histogram2d import histogram2d
+from analytics.routines.ols import ols
 from analytics.routines.profile import profile
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "mpi_scripts"))
@@ -26,14 +29,24 @@ def comparable(document: dict) -> dict:
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
-def test_spmd_profile_of_rank_local_slices_equals_serial(ranks, venv_bin, tmp_path):
+def test_spmd_routines_of_rank_local_slices_equal_serial(ranks, venv_bin, tmp_path):
     out = tmp_path / "profile.json"
     done, _ = run_mpi(venv_bin, ranks, "spmd_profile.py", str(out))
     assert done.returncode == 0, done.stderr
-    expected = profile(spmd_profile.make_table(), engine="serial").to_dict()
+    table = spmd_profile.make_table()
     written = json.loads(out.read_text())
-    assert written["engine"] == "mpi" and written["workers"] == ranks
-    assert comparable(written) == comparable(expected)
+    assert written["profile"]["engine"] == "mpi" and written["profile"]["workers"] == ranks
+    exact = {
+        "profile": profile(table, engine="serial"),
+        "corr": corr(table, ["x", "k"], engine="serial"),
+        "histogram2d": histogram2d(table, "x", "k", bins=(7, 3), engine="serial"),
+    }
+    for name, expected in exact.items():
+        assert comparable(written[name]) == comparable(expected.to_dict()), name
+    fit = ols(table, "x", ["k", "s"], engine="serial").to_dict()
+    ours = [c["coef"] for c in written["ols"]["coefficients"]]
+    assert ours == pytest.approx([c["coef"] for c in fit["coefficients"]], rel=1e-12)
+    assert written["ols"]["n"] == fit["n"]
 
 
 @pytest.mark.parametrize("ranks", [2, 4])

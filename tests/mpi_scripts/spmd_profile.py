@@ -30,7 +30,12 @@ if __name__ == "__main__":
     cuts[1:-1] = (cuts[1:-1] * 0.7).astype(int)
     mine = table.slice(cuts[comm.rank], cuts[comm.rank + 1] - cuts[comm.rank])
     with analytics.mpi.abort_on_error():
-        result = analytics.mpi.profile(mine).to_dict()
+        result = {
+            "profile": analytics.mpi.profile(mine).to_dict(),
+            "corr": analytics.mpi.corr(mine, ["x", "k"]).to_dict(),
+            "histogram2d": analytics.mpi.histogram2d(mine, "x", "k", bins=(7, 3)).to_dict(),
+            "ols": analytics.mpi.ols(mine, "x", ["k", "s"]).to_dict(),
+        }
     if comm.rank == 0:
         with open(sys.argv[1], "w") as f:
             json.dump(json_safe(result), f)
