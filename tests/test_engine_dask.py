@@ -17,7 +17,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _compare import bits
 
 from analytics.aggregates.base import RowCount
 from analytics.aggregates.columns import column_kind
@@ -55,24 +55,6 @@ MPI_ENV = {"UCX_NET_DEVICES": "lo"}
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def bits(value: Any) -> Any:
-    """A canonical form in which equal means bit-identical (floats by their hex, arrays by
-    dtype and bytes, dataclasses field by field)."""
-    if isinstance(value, float | np.floating):
-        return ("f", float(value).hex())
-    if isinstance(value, np.ndarray):
-        return ("a", str(value.dtype), value.shape, value.tobytes())
-    if isinstance(value, np.integer):
-        return int(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, *(bits(getattr(value, f.name)) for f in fields(value)))
-    if isinstance(value, dict):
-        return {k: bits(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [bits(v) for v in value]
-    return value
 
 
 def _exact_moments() -> tuple[Any, Any]:

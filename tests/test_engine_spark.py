@@ -20,13 +20,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from _compare import bits
 from _data import flights_dir
 
 from analytics.aggregates.base import RowCount
@@ -60,24 +60,6 @@ CLUSTER_TIMEOUT = 120
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def bits(value: Any) -> Any:
-    """A canonical form in which equal means bit-identical (floats by their hex, arrays by
-    dtype and bytes, dataclasses field by field)."""
-    if isinstance(value, float | np.floating):
-        return ("f", float(value).hex())
-    if isinstance(value, np.ndarray):
-        return ("a", str(value.dtype), value.shape, value.tobytes())
-    if isinstance(value, np.integer):
-        return int(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, *(bits(getattr(value, f.name)) for f in fields(value)))
-    if isinstance(value, dict):
-        return {k: bits(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [bits(v) for v in value]
-    return value
 
 
 def _moments(name: str, dtype: pa.DataType) -> Any:
