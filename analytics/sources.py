@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from analytics.aggregates.base import Aggregate
+from analytics.config import load_settings
 from analytics.dataset import UNITS_PER_CPU, Dataset, TableUnit, open_dataset
 from analytics.engines.base import Engine
 from analytics.errors import UsageError
@@ -95,15 +96,18 @@ class SparkSource:
         return spark.rdd_reduce(self.data, aggregate)
 
 
-def as_source(data: Any, where: str | None = None) -> Source:
+def as_source(data: Any, where: str | None = None, batch_size: int | None = None) -> Source:
     """Wrap what the user passed (a path, list of paths, pandas/Arrow table, Dask or Spark
-    collection) as a :class:`Source`; ``where`` filters Parquet sources."""
+    collection) as a :class:`Source`; ``where`` filters Parquet sources, read in batches of
+    ``batch_size`` rows (default: ``[run] batch_size`` in the settings)."""
     if hasattr(data, "reduce") and isinstance(getattr(data, "schema", None), pa.Schema):
         return data  # already a Source
     if isinstance(data, (str, Path)) or (
         isinstance(data, Sequence) and data and all(isinstance(p, (str, Path)) for p in data)
     ):
-        return ParquetSource(open_dataset(data, filter=where))
+        if batch_size is None:
+            batch_size = load_settings()["run"]["batch_size"]
+        return ParquetSource(open_dataset(data, filter=where, batch_size=batch_size))
     if isinstance(data, Dataset):
         return ParquetSource(data.where(where) if where else data)
     if where is not None:
