@@ -27,6 +27,8 @@ _EXPORTS = {
     "open_engine": "analytics.engines",
     "Profile": "analytics.routines.profile",
     "profile": "analytics.routines.profile",
+    "GroupbyResult": "analytics.routines.groupby",
+    "groupby": "analytics.routines.groupby",
     "OLSResult": "analytics.routines.ols",
     "ols": "analytics.routines.ols",
     "CorrResult": "analytics.routines.corr",

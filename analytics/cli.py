@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.errors import AnalyticsError, UsageError
+from analytics.report.files import check_output_dir
 
 EXAMPLES = {
     "profile": """examples:
@@ -24,6 +25,13 @@ EXAMPLES = {
   analytics profile data/flights --engine processes --workers 2 --out reports/flights
   analytics profile data/flights --engine dask --scheduler tcp://127.0.0.1:8786 --json
   mpirun -n 4 python -m analytics profile data/flights --engine mpi --out reports/mpi""",
+    "groupby": """examples:
+  analytics groupby data/flights --by carrier --agg arr_delay:mean --agg dep_delay:q0.9 --agg count
+  analytics groupby data/flights --by origin,month --agg dep_delay:median --out reports/delays.parquet
+  analytics groupby G1.parquet --by id3 --agg v1:sum --agg v3:top2 --agg "range=max(v1)-min(v2)"
+aggregations: count, COL:count, sum, mean, min, max, var, std, median, qP (e.g. q0.9),
+  topK (largest K), A,B:corr, A,B:r2, and NAME=max(A)-min(B) style expressions.
+null keys form their own group (sorted last); null values are skipped and counted.""",
     "ols": """examples:
   analytics ols data/flights --y arr_delay --x dep_delay,distance,carrier
   analytics ols data/flights --y arr_delay --x dep_delay,origin --where "month >= 6" --json""",
@@ -87,6 +95,16 @@ def build_parser() -> Parser:
     add_engine_options(p)
     add_output_options(p)
     p.set_defaults(run=run_profile)
+
+    p = command(commands, "groupby", "exact aggregations per group")
+    p.add_argument("--by", required=True, help="comma-separated key columns")
+    p.add_argument(
+        "--agg", action="append", required=True, metavar="SPEC",
+        help="an aggregation, e.g. v1:sum (repeat for more)",
+    )
+    p.add_argument("--memory-budget", type=float, help="bytes of group state per scan (e.g. 2e9)")
+    p.add_argument("--limit", type=int, default=20, help="groups shown on the terminal (default 20)")
+    p.set_defaults(run=run_groupby)
 
     p = command(commands, "ols", "least squares (TSQR): coefficients, errors, R²")
     p.add_argument("--y", required=True, help="the dependent column")
@@ -175,7 +193,7 @@ def open_cli_engine(args: argparse.Namespace, stack: ExitStack):
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from analytics.report.files import check_output_dir, write_json, write_parquet
+    from analytics.report.files import write_json, write_parquet
     from analytics.report.html import write_profile_html
     from analytics.report.terminal import print_profile
     from analytics.routines.profile import profile
@@ -215,7 +233,7 @@ def run_profile(args: argparse.Namespace) -> int:
 def run_routine(args: argparse.Namespace, name: str, compute: Callable[..., Any]) -> int:
     """Run ``compute(path, engine=..., progress=...)``; print its summary (or JSON) and write
     ``--out``/NAME.json and NAME.parquet. Shared by every routine command but profile."""
-    from analytics.report.files import check_output_dir, to_json, write_json, write_parquet
+    from analytics.report.files import to_json, write_json, write_parquet
 
     out = check_output_dir(args.out, args.path) if args.out else None
     path = args.path if len(args.path) > 1 else args.path[0]
@@ -239,6 +257,42 @@ def floats(text: str | None) -> list[float] | None:
         return [float(v) for v in split_list(text)]
     except ValueError:
         raise UsageError(f"not a list of numbers: {text!r}") from None
+
+
+def run_groupby(args: argparse.Namespace) -> int:
+    """Groups to the terminal (or JSON); ``--out`` is a Parquet file written atomically."""
+    from analytics.report.files import to_json, write_parquet
+    from analytics.report.terminal import print_table
+    from analytics.routines.groupby import groupby
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_output_dir(out, args.path)
+        if out.suffix != ".parquet":
+            raise UsageError(f"--out must name a .parquet file, not {out}")
+    budget = int(args.memory_budget) if args.memory_budget else None
+    path = args.path if len(args.path) > 1 else args.path[0]
+    with ExitStack() as stack:
+        engine = open_cli_engine(args, stack)
+        result = groupby(
+            path, split_list(args.by), args.agg, where=args.where, engine=engine,
+            memory_budget=budget, progress=progress_reporter(args, stack),
+        )
+        if not getattr(engine, "is_root", True):
+            return 0
+    if out is not None:
+        write_parquet(out, result.to_arrow())
+    if args.json:
+        print(to_json(result.to_dict()))
+    else:
+        print_table(
+            result.to_arrow(), args.limit,
+            f"{result.groups:,} groups · engine {result.engine} ({result.workers} workers) · "
+            f"{result.seconds:.2f} s",
+        )
+        if out is not None:
+            print(f"wrote {out}")
+    return 0
 
 
 def run_ols(args: argparse.Namespace) -> int:

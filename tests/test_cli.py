@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -143,3 +144,23 @@ def test_ols_corr_histogram2d_commands(small, tmp_path):
     assert counts.tolist() == np.histogram2d(frame["x"], frame["k"], bins=(3, 5))[0].astype(int).tolist()
     done = run("histogram2d", small, "--x", "x", "--y", "k", "--bins", "a")
     assert done.returncode == 2 and done.stderr.startswith("error: --bins takes N or NX,NY")
+
+
+def test_groupby_command(small, tmp_path):
+    frame = pq.read_table(small).to_pandas()
+    out = tmp_path / "groups.parquet"
+    done = run(
+        "groupby", small, "--by", "name", "--agg", "x:sum", "--agg", "k:median", "--agg", "count",
+        "--out", str(out), "--engine", "threads", "--workers", "2",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 groups" in done.stdout
+    table = pq.read_table(out).to_pandas().set_index("name")
+    for name, group in frame.groupby("name"):
+        assert table.loc[name, "x_sum"] == math.fsum(group["x"])
+        assert table.loc[name, "k_median"] == float(np.median(group["k"]))
+        assert table.loc[name, "count"] == len(group)
+    done = run("groupby", small, "--by", "name", "--agg", "x:sum", "--out", str(tmp_path / "g.csv"))
+    assert done.returncode == 2 and "--out must name a .parquet file" in done.stderr
+    done = run("groupby", small, "--by", "nope", "--agg", "x:sum")
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "nope" in done.stderr

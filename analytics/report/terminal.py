@@ -47,3 +47,16 @@ def print_profile(result: Any, console: Console | None = None) -> None:
             fmt(c.get("std")), plain(c.get("min")), fmt(q.get("0.5")), plain(c.get("max")), distinct,
         )
     console.print(table)
+
+
+def print_table(table: Any, limit: int, title: str, console: Console | None = None) -> None:
+    """The first ``limit`` rows of an Arrow table, and how many more there are."""
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    view = Table(title=title, title_justify="left")
+    for name in table.column_names:
+        view.add_column(name, justify="right", no_wrap=True)
+    for row in table.slice(0, limit).to_pylist():
+        view.add_row(*(plain(v) if not isinstance(v, float) else fmt(v) for v in row.values()))
+    console.print(view)
+    if table.num_rows > limit:
+        console.print(f"… {table.num_rows - limit:,} more groups (--limit, --json or --out for all)")
