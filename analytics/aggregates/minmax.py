@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 
 from analytics.aggregates.base import ReduceOp
 from analytics.aggregates.columns import column, column_kind, float_values, int_values
+from analytics.errors import UsageError
+from analytics.numerics.binning import dense_counts, int_extremes
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,16 @@ class MinMax:
         return MinMaxState(None, None, 0)
 
     def chunk(self, batch: pa.RecordBatch) -> MinMaxState:
+        if self.kind == "string":
+            return self._string_chunk(batch)
         array = column(batch, self.name)
+        if self.kind == "int" and not pa.types.is_uint64(array.type):
+            # Extremes of the raw values, no int64 copy (uint64 needs the checked cast).
+            valid = array.drop_null() if array.null_count else array
+            if not len(valid):
+                return self.identity()
+            lo, hi = int_extremes(valid.to_numpy(zero_copy_only=False))
+            return MinMaxState(np.int64(lo), np.int64(hi), len(valid))
         if self.kind == "float":
             values = float_values(array)
             values = values[np.isfinite(values)] + 0.0  # -0.0 == 0.0: keep one, whatever the order
@@ -65,6 +76,31 @@ class MinMax:
         if not len(values):
             return self.identity()
         return MinMaxState(values.min(), values.max(), len(values))
+
+    def _string_chunk(self, batch: pa.RecordBatch) -> MinMaxState:
+        """Strings; a dictionary-encoded batch is reduced to the dictionary entries it uses
+        (no value is decoded)."""
+        try:
+            array = batch.column(self.name)
+        except KeyError:
+            raise UsageError(
+                f"column {self.name!r} is not in the data",
+                hint=f"columns: {', '.join(batch.schema.names)}",
+            ) from None
+        if isinstance(array, pa.ChunkedArray):  # a Table rather than a RecordBatch
+            array = array.combine_chunks()
+        found = len(array) - array.null_count
+        if pa.types.is_dictionary(array.type):
+            codes = array.indices.drop_null().to_numpy(zero_copy_only=False)
+            counts = dense_counts(codes, 0, len(array.dictionary))
+            if array.dictionary.null_count:  # codes of a null entry are null values
+                valid = array.dictionary.is_valid().to_numpy(zero_copy_only=False)
+                found = int(counts[valid].sum())
+            array = array.dictionary.take(pa.array(np.flatnonzero(counts)))
+        if not found:
+            return self.identity()
+        extremes = pc.min_max(array)
+        return MinMaxState(extremes["min"].as_py(), extremes["max"].as_py(), found)
 
     def merge(self, a: MinMaxState, b: MinMaxState) -> MinMaxState:
         if not a.found or not b.found:

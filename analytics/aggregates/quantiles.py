@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from analytics.aggregates.base import ReduceOp
 from analytics.aggregates.columns import column, column_kind, float_values, int_values
-from analytics.numerics.binning import window_counts
+from analytics.numerics.binning import float_order_keys, multi_window_counts
 
 BUCKET_BITS = 16
 COLLECT_LIMIT = 1 << 16
@@ -53,10 +53,7 @@ def column_keys(batch: pa.RecordBatch, name: str, integer: bool) -> np.ndarray:
     array = column(batch, name)
     if integer:
         return order_keys(int_values(array))
-    values = float_values(array)
-    if not np.isfinite(values).all():
-        values = values[np.isfinite(values)]
-    return order_keys(values + 0.0)  # + 0.0 folds -0.0 into 0.0
+    return float_order_keys(float_values(array))  # finite only, -0.0 as 0.0
 
 
 @dataclass(frozen=True)
@@ -90,14 +87,15 @@ class KeyCounts:
         self.name, self.integer, self.windows = name, integer, tuple(windows)
         self.columns = (name,)
         self.offsets = np.cumsum([0] + [w.buckets for w in self.windows])
+        self._ranges = [(w.lo, w.hi, w.shift) for w in self.windows]
 
     def identity(self) -> KeyCountsState:
         return KeyCountsState(np.zeros(self.offsets[-1], dtype=np.int64))
 
     def chunk(self, batch: pa.RecordBatch) -> KeyCountsState:
-        keys = column_keys(batch, self.name, self.integer)
-        counts = [window_counts(keys, w.lo, w.hi, w.shift, w.buckets) for w in self.windows]
-        return KeyCountsState(np.concatenate(counts))
+        array = column(batch, self.name)
+        values = int_values(array) if self.integer else float_values(array)
+        return KeyCountsState(multi_window_counts(values, self.integer, self._ranges, self.offsets))
 
     def merge(self, a: KeyCountsState, b: KeyCountsState) -> KeyCountsState:
         return KeyCountsState(a.counts + b.counts)
@@ -218,6 +216,20 @@ class QuantileSearch:
             self.pending[rank] = Window(lo, hi, below)
             self.pending_count[rank] = int(data[bucket])
         self._resolve_single_keys()
+
+    def resolve(self, values: np.ndarray, counts: np.ndarray) -> None:
+        """Find every wanted rank at once from the column's exact value counts: sorted,
+        distinct finite ``values`` (int64 or float64) and their int64 ``counts`` (summing to
+        ``n``). No pass over the data is needed afterwards (``aggregate()`` is None)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if int(counts.sum()) != self.n:
+            raise ValueError(f"the counts add up to {int(counts.sum())}, not n = {self.n}")
+        dtype = np.int64 if self.integer else np.float64
+        keys = order_keys(np.asarray(values, dtype=dtype) + (0 if self.integer else 0.0))
+        cumulative = np.cumsum(counts)
+        for rank in list(self.pending):
+            self.found[rank] = int(keys[int(np.searchsorted(cumulative, rank, side="right"))])
+            del self.pending[rank], self.pending_count[rank]
 
     def values(self) -> list[float]:
         """The quantiles, as numpy's ``quantile(values, q)`` computes them."""

@@ -15,10 +15,98 @@ from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from analytics.aggregates.base import ReduceOp
 from analytics.aggregates.columns import column, float_values
-from analytics.numerics.exact import acc_to_fraction, add_sum, new_acc, normalize
+from analytics.numerics.exact import (
+    _flush_sum_bin,
+    _flush_sum_bins,
+    _normalize_1d,
+    acc_to_fraction,
+    add_dot,
+    new_acc,
+    normalize,
+)
+
+_FRAC = np.uint64((1 << 52) - 1)
+_IMPLICIT = np.uint64(1 << 52)
+_TOPBIT = np.uint64(1 << 63)
+_EXP = np.uint64(0x7FF)
+# Rows between carry propagations of the limbs (as in the kernels of numerics.exact).
+_SEGMENT = 1 << 20
+
+
+@intrinsic
+def _bits(typingctx, x):  # pragma: no cover - compiled
+    """The bits of a float64 as a uint64 (a register move, no memory)."""
+    sig = types.uint64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True)
+def _bin(bins, y, acc):  # pragma: no cover - compiled
+    """Add float64 ``y`` exactly into sum ``bins`` (Neal's large superaccumulator, see
+    :mod:`analytics.numerics.exact`). NaN and infinities land in bins that are never folded."""
+    bits = _bits(y)
+    t = bits >> np.uint64(52)
+    m = (bits & _FRAC) | (_IMPLICIT if (t & _EXP) != np.uint64(0) else np.uint64(0))
+    v = bins[t] + m
+    bins[t] = v
+    if v & _TOPBIT:
+        _flush_sum_bin(bins, t, acc)
+
+
+@njit(nogil=True, cache=True)
+def _nonfinite(y):  # pragma: no cover - compiled
+    return np.int64((_bits(y) >> np.uint64(52)) & _EXP == _EXP)
+
+
+@njit(nogil=True, cache=True)
+def _k_powers(x, center, accs):  # pragma: no cover - compiled
+    """Exact sums of d, d², d³, d⁴ (d = x - center, each power rounded in float64 per value,
+    as numpy computes them) over the finite ``x`` into ``accs`` rows 0..3.
+
+    Returns (finite values, powers that were not finite: those are left out). One pass, no
+    temporaries; two bin lanes per power, as in the kernels of ``numerics.exact``.
+    """
+    bins = np.zeros((4, 2, 4096), np.uint64)
+    for r in range(4):
+        _normalize_1d(accs[r])
+    a0, a1, a2, a3 = accs[0], accs[1], accs[2], accs[3]
+    count = 0
+    overflow = 0
+    n = x.shape[0]
+    for start in range(0, n, _SEGMENT):
+        for j in range(start, min(n, start + _SEGMENT)):
+            value = x[j]
+            if not np.isfinite(value):
+                continue
+            u = count & 1
+            count += 1
+            d = value - center
+            d2 = d * d
+            d3 = d2 * d
+            d4 = d2 * d2
+            _bin(bins[0, u], d, a0)
+            _bin(bins[1, u], d2, a1)
+            _bin(bins[2, u], d3, a2)
+            _bin(bins[3, u], d4, a3)
+            # |d⁴| >= |d²| and (for |d| > 1) >= |d³|: d⁴ finite means all are.
+            if _nonfinite(d4) or _nonfinite(d3):
+                overflow += _nonfinite(d) + _nonfinite(d2) + _nonfinite(d3) + _nonfinite(d4)
+        for r in range(4):
+            _normalize_1d(accs[r])
+    for r in range(4):
+        _flush_sum_bins(bins[r], accs[r])
+        _normalize_1d(accs[r])
+    return count, overflow
 
 
 @dataclass(frozen=True)
@@ -50,17 +138,29 @@ class ShapeMoments:
 
     def chunk(self, batch: pa.RecordBatch) -> ShapeState:
         values = float_values(column(batch, self.name))
-        if not np.isfinite(values).all():
-            values = values[np.isfinite(values)]
         sums = new_acc(4)
+        count, overflow = _k_powers(values, self.center, sums)
+        return ShapeState(int(count), sums, int(overflow))
+
+    def state_from_counts(self, values: np.ndarray, counts: np.ndarray) -> ShapeState:
+        """The state of a column whose exact value counts are known (distinct ``values``, any
+        numeric dtype, and int64 ``counts``): each power is computed once per distinct value,
+        exactly as ``chunk`` computes it per row, and enters the sums times its count
+        (an exact product), so the state is the one the rows would give."""
+        x = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(x)
+        x, weights = x[finite], np.asarray(counts, dtype=np.int64)[finite]
+        sums = new_acc(4)
+        overflow = 0
         with np.errstate(over="ignore", invalid="ignore"):
-            d = values - self.center
-            overflow = add_sum(sums[0], d)
-            d2 = np.multiply(d, d)
-            overflow += add_sum(sums[1], d2)
-            overflow += add_sum(sums[2], np.multiply(d2, d, out=d))
-            overflow += add_sum(sums[3], np.multiply(d2, d2, out=d2))
-        return ShapeState(len(values), normalize(sums), overflow)
+            d = x - self.center
+            d2 = d * d
+            for row, power in enumerate((d, d2, d2 * d, d2 * d2)):
+                ok = np.isfinite(power)
+                overflow += int(weights[~ok].sum())
+                # Counts below 2**53 are exact float64; the products enter exactly.
+                add_dot(sums[row], weights.astype(np.float64), power, ok)
+        return ShapeState(int(weights.sum()), sums, overflow)
 
     def merge(self, a: ShapeState, b: ShapeState) -> ShapeState:
         return ShapeState(a.count + b.count, normalize(a.sums + b.sums), a.overflow + b.overflow)
