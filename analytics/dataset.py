@@ -12,6 +12,12 @@ Inputs are only ever read. A dataset with zero rows (empty files, or files witho
 is valid: ``rows == 0`` and it may have no work units at all; routines decide whether that is
 an error. Zero *files* is a :class:`DataError`.
 
+Memory per batch is bounded twice: ``batch_size`` rows (``[run] batch_size``,
+``ANALYTICS_BATCH_SIZE``) and, when set, ``max_batch_bytes`` (``[run] max_batch_bytes``,
+``ANALYTICS_MAX_BATCH_BYTES``; 0 means no limit). A unit whose batches would exceed the byte
+budget fails with a :class:`DataError` naming the setting and a ``batch_size`` that fits,
+before reading anything when the footer's sizes show it, else at the first batch that does.
+
 >>> ds = open_dataset("data/flights/flights", filter="origin == 'JFK'")  # doctest: +SKIP
 >>> sum(batch.num_rows for unit in ds.work_units() for batch in unit.batches())  # doctest: +SKIP
 111279
@@ -38,6 +44,7 @@ from analytics.errors import DataError, UsageError
 from analytics.filters import filter_columns, parse_filter
 
 __all__ = [
+    "BATCH_BYTES_SETTING",
     "DEFAULT_BATCH_SIZE",
     "UNITS_PER_CPU",
     "Dataset",
@@ -48,6 +55,8 @@ __all__ = [
 
 #: Rows per record batch a worker reads (``run.batch_size`` in conf/analytics.toml).
 DEFAULT_BATCH_SIZE = 262_144
+#: Where the per-batch byte budget is set; error messages name it.
+BATCH_BYTES_SETTING = "max_batch_bytes ([run] max_batch_bytes, ANALYTICS_MAX_BATCH_BYTES)"
 #: Work units per CPU by default: enough slack to balance uneven row groups and stragglers.
 UNITS_PER_CPU = 4
 #: File names a directory scan picks up (an explicitly named file may be called anything).
@@ -104,15 +113,52 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _human_bytes(count: float) -> str:
+    """``1536`` -> ``'1.5 KiB'``: sizes in error messages."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def _largest_batch_estimate(
+    metadata: Any, row_groups: Sequence[int], columns: set[str], batch_size: int
+) -> tuple[int, float]:
+    """``(rows, bytes)`` of the largest batch the footer predicts for ``columns`` of
+    ``row_groups``: uncompressed column-chunk sizes per row, times rows per batch.
+
+    A lower bound for dictionary-encoded strings (Arrow holds them decoded): batches are
+    measured as they are read as well.
+    """
+    worst = (0, 0.0)
+    for index in row_groups:
+        group = metadata.row_group(index)
+        if not group.num_rows:
+            continue
+        size = sum(
+            group.column(j).total_uncompressed_size
+            for j in range(group.num_columns)
+            if group.column(j).path_in_schema.split(".", 1)[0] in columns
+        )
+        rows = min(batch_size, group.num_rows)
+        estimate = size / group.num_rows * rows
+        if estimate > worst[1]:
+            worst = (rows, estimate)
+    return worst
+
+
 @dataclass(frozen=True)
 class ParquetUnit:
     """A range of row groups of one Parquet file: what one worker task reads.
 
     Cheap to pickle (paths, ints and the filter *text*). ``batches()`` yields record batches of
-    at most ``batch_size`` rows holding exactly ``columns`` in that order: hive partition
-    columns come out as constant columns (``int64`` or ``string``), columns only the filter
-    needs are read but not returned, rows failing the filter are dropped (row groups whose
-    statistics exclude the filter are skipped unread). ``rows`` counts rows before filtering.
+    at most ``batch_size`` rows (and, when ``max_batch_bytes`` is set, of at most that many
+    bytes, else a :class:`DataError` naming the setting) holding exactly ``columns`` in that
+    order: hive partition columns come out as constant columns (``int64`` or ``string``),
+    columns only the filter needs are read but not returned, rows failing the filter are
+    dropped (row groups whose statistics exclude the filter are skipped unread). ``rows``
+    counts rows before filtering.
     Any read failure, corrupt pages included, is a :class:`DataError` naming the file.
 
     >>> unit = ParquetUnit("f.parquet", (0, 1), 20_000, ("dep_delay",), "dep_delay > 0")
@@ -128,6 +174,30 @@ class ParquetUnit:
     #: ``(name, "int64" | "string", value)`` for each hive partition key of the file.
     partition: tuple[tuple[str, str, PartitionValue], ...] = ()
     batch_size: int = DEFAULT_BATCH_SIZE
+    #: Bytes one Arrow batch may hold (``None``: no limit).
+    max_batch_bytes: int | None = None
+
+    def over_budget(self, rows: int, nbytes: float, *, estimated: bool) -> DataError:
+        """The error for a batch of ``rows`` rows and ``nbytes`` bytes over ``max_batch_bytes``:
+        it names the setting and the ``batch_size`` that would fit."""
+        budget = self.max_batch_bytes or 0
+        per_row = nbytes / max(rows, 1)
+        # A tenth to spare: validity bitmaps and estimates from the footer are not exact.
+        fits = int(0.9 * budget // per_row) if per_row else rows
+        verb = "would need about" if estimated else "needs"
+        if fits >= 1:
+            hint = (
+                f"use a smaller batch_size (ANALYTICS_BATCH_SIZE, [run] batch_size; now "
+                f"{self.batch_size:,} rows, about {fits:,} fit), read fewer columns, or raise "
+                "max_batch_bytes"
+            )
+        else:
+            hint = "a single row is over the budget: raise max_batch_bytes"
+        return DataError(
+            f"a batch of {rows:,} rows of {self.path} {verb} {_human_bytes(nbytes)}, over the "
+            f"per-batch budget of {_human_bytes(budget)} set by {BATCH_BYTES_SETTING}",
+            hint=hint,
+        )
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The unit's rows as record batches (projected, filtered, partition columns added)."""
@@ -164,6 +234,14 @@ class ParquetUnit:
                 )
             # Compiled against the file's types: literals for date/time columns are converted.
             expression = parse_filter(self.filter, schema) if self.filter else None
+            budget = self.max_batch_bytes
+            if budget is not None:
+                read = set(self.columns) | (filter_columns(self.filter) if self.filter else set())
+                rows, estimate = _largest_batch_estimate(
+                    fragment.metadata, self.row_groups, read, self.batch_size
+                )
+                if estimate > budget:
+                    raise self.over_budget(rows, estimate, estimated=True)
             subset = fragment.subset(row_group_ids=list(self.row_groups))
             for batch in subset.to_batches(
                 schema=schema,
@@ -172,6 +250,8 @@ class ParquetUnit:
                 batch_size=self.batch_size,
                 use_threads=False,
             ):
+                if budget is not None and batch.nbytes > budget:
+                    raise self.over_budget(batch.num_rows, batch.nbytes, estimated=False)
                 if batch.num_rows:
                     yield batch
         except DataError:
@@ -454,6 +534,8 @@ class Dataset:
     filter: str | None
     batch_size: int
     _files: tuple[_FileInfo, ...] = field(repr=False)
+    #: Bytes one batch may hold (``None``: no limit); every work unit carries it.
+    max_batch_bytes: int | None = None
 
     def __repr__(self) -> str:
         where = f", filter={self.filter!r}" if self.filter else ""
@@ -558,6 +640,7 @@ class Dataset:
                         filter=self.filter,
                         partition=info.partition,
                         batch_size=self.batch_size,
+                        max_batch_bytes=self.max_batch_bytes,
                     )
                 )
         return units
@@ -577,10 +660,16 @@ def open_dataset(
     *,
     columns: str | Sequence[str] | None = None,
     filter: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
+    max_batch_bytes: int | None = None,
 ) -> Dataset:
     """Open Parquet data: a file, a directory (recursive, hive ``key=value/`` partitions), a
     glob or a list of those; every footer is read once and the schemas must agree exactly.
+
+    ``batch_size`` (rows) and ``max_batch_bytes`` (bytes, 0 for no limit) bound what a worker
+    holds at once; ``None`` takes ``[run] batch_size`` / ``[run] max_batch_bytes`` from the
+    settings (``ANALYTICS_BATCH_SIZE`` / ``ANALYTICS_MAX_BATCH_BYTES``; defaults 262,144 rows
+    and no byte limit). A batch over the byte budget is a :class:`DataError` naming it.
 
     Partition values become ``int64`` columns when all are integers, else ``string``
     (``__HIVE_DEFAULT_PARTITION__`` is null). Errors are one-line :class:`DataError`\\ s naming
@@ -594,8 +683,7 @@ def open_dataset(
     >>> ds.rows, ds.columns, ds.to_table()["y"].to_pylist()
     (3, ('y',), ['b', 'c'])
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}")
+    batch_size, budget = _batch_limits(batch_size, max_batch_bytes)
     found = _discover(path)
     paths = [file for file, _ in found]
     if len(paths) > 4:
@@ -616,9 +704,35 @@ def open_dataset(
         filter=None,
         batch_size=batch_size,
         _files=files,
+        max_batch_bytes=budget,
     )
     if columns is not None:
         dataset = dataset.select(columns)
     if filter is not None:
         dataset = dataset.where(filter)
     return dataset
+
+
+def _batch_limits(batch_size: Any, max_batch_bytes: Any) -> tuple[int, int | None]:
+    """``(batch_size, max_batch_bytes or None)`` from the arguments, ``None`` from settings."""
+    if batch_size is None or max_batch_bytes is None:
+        from analytics.config import load_settings
+
+        run = load_settings()["run"]
+        if batch_size is None:
+            batch_size = run.get("batch_size", DEFAULT_BATCH_SIZE)
+        if max_batch_bytes is None:
+            max_batch_bytes = run.get("max_batch_bytes", 0)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if (
+        not isinstance(max_batch_bytes, int)
+        or isinstance(max_batch_bytes, bool)
+        or max_batch_bytes < 0
+    ):
+        raise UsageError(
+            f"max_batch_bytes must be a whole number of bytes >= 0 (0: no limit), "
+            f"not {max_batch_bytes!r}",
+            hint=f"it is set by {BATCH_BYTES_SETTING}",
+        )
+    return batch_size, max_batch_bytes or None
