@@ -193,8 +193,8 @@ def open_cli_engine(args: argparse.Namespace, stack: ExitStack):
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from analytics.report.files import write_json, write_parquet
-    from analytics.report.html import write_profile_html
+    from analytics.report.files import json_writer, parquet_writer, text_writer, write_outputs
+    from analytics.report.html import input_size, render_profile_html
     from analytics.report.terminal import print_profile
     from analytics.routines.profile import profile
 
@@ -216,9 +216,17 @@ def run_profile(args: argparse.Namespace) -> int:
         if not getattr(engine, "is_root", True):
             return 0
     if out is not None:
-        write_json(out / "profile.json", result.to_dict())
-        write_parquet(out / "profile.parquet", result.to_arrow())
-        write_profile_html(out / "report.html", result.to_dict(), inputs=args.path)
+        # One set: a failure or a kill while writing leaves all three previous files.
+        page = render_profile_html(
+            result.to_dict(), title=", ".join(args.path), data_size=input_size(args.path)
+        )
+        write_outputs(
+            {
+                out / "profile.json": json_writer(result.to_dict()),
+                out / "profile.parquet": parquet_writer(result.to_arrow()),
+                out / "report.html": text_writer(page),
+            }
+        )
     if args.json:
         from analytics.report.files import to_json
 
@@ -233,7 +241,7 @@ def run_profile(args: argparse.Namespace) -> int:
 def run_routine(args: argparse.Namespace, name: str, compute: Callable[..., Any]) -> int:
     """Run ``compute(path, engine=..., progress=...)``; print its summary (or JSON) and write
     ``--out``/NAME.json and NAME.parquet. Shared by every routine command but profile."""
-    from analytics.report.files import to_json, write_json, write_parquet
+    from analytics.report.files import json_writer, parquet_writer, to_json, write_outputs
 
     out = check_output_dir(args.out, args.path) if args.out else None
     path = args.path if len(args.path) > 1 else args.path[0]
@@ -243,8 +251,12 @@ def run_routine(args: argparse.Namespace, name: str, compute: Callable[..., Any]
         if not getattr(engine, "is_root", True):
             return 0
     if out is not None:
-        write_json(out / f"{name}.json", result.to_dict())
-        write_parquet(out / f"{name}.parquet", result.to_arrow())
+        write_outputs(
+            {
+                out / f"{name}.json": json_writer(result.to_dict()),
+                out / f"{name}.parquet": parquet_writer(result.to_arrow()),
+            }
+        )
     print(to_json(result.to_dict()) if args.json else result.summary())
     return 0
 

@@ -16,7 +16,8 @@ from typing import Any
 from analytics.errors import UsageError
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "run": {"engine": "threads", "workers": 0, "batch_size": 262_144},
+    "run": {"engine": "threads", "workers": 0, "batch_size": 262_144, "max_batch_bytes": 0},
+    "processes": {"retries": 1},
     "dask": {"scheduler": "", "split_every": 8, "dashboard": False},
     "dask_mpi": {"interface": "lo", "dashboard": False},
     "spark": {"master": "", "properties_file": "conf/spark-defaults.conf"},
@@ -27,6 +28,8 @@ ENVIRONMENT: dict[str, tuple[str, str, type]] = {
     "ANALYTICS_ENGINE": ("run", "engine", str),
     "ANALYTICS_WORKERS": ("run", "workers", int),
     "ANALYTICS_BATCH_SIZE": ("run", "batch_size", int),
+    "ANALYTICS_MAX_BATCH_BYTES": ("run", "max_batch_bytes", int),
+    "ANALYTICS_PROCESS_RETRIES": ("processes", "retries", int),
     "DASK_SCHEDULER_ADDRESS": ("dask", "scheduler", str),
     "ANALYTICS_DASK_INTERFACE": ("dask_mpi", "interface", str),
     "ANALYTICS_SPARK_MASTER": ("spark", "master", str),

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from analytics.aggregates.base import Aggregate
-from analytics.config import load_settings
 from analytics.dataset import UNITS_PER_CPU, Dataset, TableUnit, open_dataset
 from analytics.engines.base import Engine
 from analytics.errors import UsageError
@@ -105,8 +104,6 @@ def as_source(data: Any, where: str | None = None, batch_size: int | None = None
     if isinstance(data, (str, Path)) or (
         isinstance(data, Sequence) and data and all(isinstance(p, (str, Path)) for p in data)
     ):
-        if batch_size is None:
-            batch_size = load_settings()["run"]["batch_size"]
         return ParquetSource(open_dataset(data, filter=where, batch_size=batch_size))
     if isinstance(data, Dataset):
         return ParquetSource(data.where(where) if where else data)

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import analytics
-from analytics.config import ENVIRONMENT
 from analytics.dataset import BATCH_BYTES_SETTING, open_dataset
 from analytics.errors import DataError, UsageError
 
@@ -126,10 +125,6 @@ def test_limits_come_from_the_settings_unless_given(
     assert (given.batch_size, given.max_batch_bytes) == (100, None)
 
 
-@pytest.mark.skipif(
-    "ANALYTICS_MAX_BATCH_BYTES" not in ENVIRONMENT,
-    reason="analytics/config.py does not map ANALYTICS_MAX_BATCH_BYTES yet",
-)
 def test_the_budget_from_the_environment(numbers: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANALYTICS_MAX_BATCH_BYTES", "4096")
     monkeypatch.setenv("ANALYTICS_BATCH_SIZE", "250")

@@ -199,15 +199,7 @@ CLI_KILLED_WHILE_WRITING = textwrap.dedent(
     "marker",
     [
         pytest.param('"quantiles_method"', id="killed-writing-the-first-file"),
-        pytest.param(
-            "<html",
-            id="killed-writing-the-last-file",
-            marks=pytest.mark.xfail(
-                reason="cli.py writes profile.json, profile.parquet and report.html one by "
-                "one; with report.files.write_outputs (patch proposed) the set is all-or-nothing",
-                strict=False,
-            ),
-        ),
+        pytest.param("<html", id="killed-writing-the-last-file"),
     ],
 )
 def test_cli_killed_while_writing_leaves_the_previous_output(

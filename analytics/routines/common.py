@@ -15,7 +15,13 @@ from analytics.engines.base import Engine
 from analytics.sources import Source
 
 #: engine name -> the settings section holding its options
-ENGINE_SECTIONS = {"dask": "dask", "dask-mpi": "dask_mpi", "spark": "spark", "mpi": "mpi"}
+ENGINE_SECTIONS = {
+    "processes": "processes",
+    "dask": "dask",
+    "dask-mpi": "dask_mpi",
+    "spark": "spark",
+    "mpi": "mpi",
+}
 
 #: progress(pass_number, description) is called before each pass.
 Progress = Callable[[int, str], None]
