@@ -20,7 +20,7 @@ from analytics.aggregates.groupby_order import Extremes, TopK
 from analytics.aggregates.groupby_sums import exact_values
 from analytics.errors import DataError, UsageError
 from analytics.numerics import rounding
-from analytics.routines.groupby import groupby, parse_aggs, parse_spec
+from analytics.routines.groupby import groupby, parse_aggs, parse_spec, sort_by_keys
 
 AGGS = [
     Agg("count", ()), Agg("count", ("x",)), Agg("sum", ("x",)), Agg("mean", ("x",)),
@@ -297,3 +297,12 @@ def test_hash_collisions_fall_back_to_exact_key_matching(mixed, monkeypatch):
     for module in (groupby_module, groupby_order):
         monkeypatch.setattr(module, "hash_keys", colliding)
     assert groupby(mixed, ["s", "i"], ROUTINE_AGGS, engine="serial").to_arrow().equals(honest)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ROWS)
+def test_sorting_by_keys_matches_arrow(rows):
+    table = table_of(rows)
+    expected = table.sort_by([("j", "ascending"), ("k", "ascending"), ("n", "ascending")])
+    ours = sort_by_keys(table, ["j", "k", "n"])
+    assert ours.select(["j", "k", "n"]).equals(expected.select(["j", "k", "n"]))

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -163,10 +162,10 @@ FAN_IN = 8
 @dataclass(frozen=True, eq=False)
 class GroupbyState:
     """Per partition, a few *runs*: group tables whose groups may repeat between runs. A
-    merge concatenates runs and combines them (k-way) once they hold more than twice the
-    rows of the largest or number more than :data:`FAN_IN`: few groups are combined early
-    (where the fold runs, in parallel), many distinct groups are not copied at every merge.
-    ``skipped``: int64 counts
+    merge concatenates runs and combines them (k-way) when they share many groups or
+    number more than :data:`FAN_IN`: few groups are combined early (where the fold runs,
+    in parallel), many distinct groups are not copied at every merge. ``skipped``: int64
+    counts
     per value column (rows: the aggregate's value columns; columns: nulls, NaN, +inf,
     -inf). Pickling combines the runs first."""
 
@@ -200,6 +199,30 @@ def _combine_field(pieces: list[Any], plan: Combine) -> Any:
     if isinstance(first, TopK):
         return combine_top(pieces, plan)
     return combine_sums(pieces, plan)
+
+
+#: Hashes per run that estimate how many groups runs share (relative error ~3%).
+_SAMPLE = 1024
+
+
+def _worth_combining(runs: Sequence[GroupTable]) -> bool:
+    """Combine runs when there are more than :data:`FAN_IN`, or when they share many groups.
+
+    Why: few distinct groups are best combined early (where the fold runs, in parallel); many
+    distinct groups gain nothing from it. How many the runs share is estimated from their
+    smallest hashes (each run is sorted: its first hashes are a uniform sample; the k-th
+    smallest of the union estimates the union's size, Bar-Yossef et al. 2002).
+    """
+    if len(runs) > FAN_IN:
+        return True
+    if len(runs) < 2:
+        return False
+    total = sum(t.groups for t in runs)
+    smallest = np.unique(np.concatenate([t.hashes[:_SAMPLE] for t in runs]))
+    if len(smallest) < _SAMPLE:
+        return len(smallest) < total  # all the groups are in the sample: exact
+    distinct = (_SAMPLE - 1) * 2.0**64 / (float(smallest[_SAMPLE - 1]) + 1.0)
+    return distinct < 0.7 * total
 
 
 def take_table(table: GroupTable, index: np.ndarray) -> GroupTable:
@@ -414,11 +437,7 @@ class GroupBy:
         parts = []
         for x, y in zip(a.parts, b.parts, strict=True):
             runs = tuple(t for t in (*x, *y) if t.groups) or x[:1]
-            sizes = [t.groups for t in runs]
-            # Combine once the runs hold twice the largest one (groups repeat between runs:
-            # combine early, where the fold runs) or there are too many of them.
-            crowded = len(runs) > FAN_IN or sum(sizes) > 2 * max(sizes)
-            parts.append((combine(runs),) if crowded else runs)
+            parts.append((combine(runs),) if _worth_combining(runs) else runs)
         return GroupbyState(tuple(parts), a.skipped + b.skipped)
 
     def split(self, state: GroupbyState) -> list[GroupbyState]:
@@ -584,16 +603,12 @@ def _top_array(top: TopK, integer: bool) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
 
 
-def _fractions(sums: Any, index: np.ndarray) -> list[Fraction]:
-    return exact_values(sums, index)
-
-
 def _moment_array(func: str, count: np.ndarray, s: Any, q: Any) -> pa.Array:
     """Sample variance or standard deviation per group, correctly rounded (null if n < 2)."""
     out = np.full(len(count), np.nan)
     index = np.flatnonzero(count >= 2)
     rule = rounding.variance if func == "var" else rounding.std
-    for g, total, squares in zip(index.tolist(), _fractions(s, index), _fractions(q, index), strict=True):
+    for g, total, squares in zip(index.tolist(), exact_values(s, index), exact_values(q, index), strict=True):
         out[g] = rule(int(count[g]), total, squares)
     return pa.array(out, mask=count < 2)
 
@@ -602,7 +617,7 @@ def _pair_array(func: str, count: np.ndarray, sums: list[Any]) -> pa.Array:
     """Pearson correlation (or its square) per group, correctly rounded; null if undefined."""
     out = np.full(len(count), np.nan)
     index = np.flatnonzero(count >= 2)
-    exact = [_fractions(s, index) for s in sums]
+    exact = [exact_values(s, index) for s in sums]
     for i, g in enumerate(index.tolist()):
         n = int(count[g])
         sx, sy, sxx, syy, sxy = (e[i] for e in exact)

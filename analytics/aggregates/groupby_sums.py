@@ -9,9 +9,10 @@ forms, all on the accumulator's grid (limb ``i`` weighs ``2**(LOW_EXP + 32 i)``)
 - :class:`WindowSums` — ``width`` limbs per group starting at a per-group ``base`` limb: the
   value is ``sum(limbs[j] * 2**(LOW_EXP + 32 (base + j)))``. The form is *canonical*: limbs
   ``0..width-2`` in ``[0, 2**32)``, ``base`` the lowest non-zero limb, the signed top limb in
-  ``(-2**31, 2**31)``; so equal values have equal bits. Four limbs hold any sum whose bits
-  span up to 127 positions — a group of float64 values within ~2**40 of each other, or any
-  single value. A merge re-bases the two windows onto the lower base and canonicalises again.
+  ``(-2**31, 2**31)``; so equal values have equal bits. A window holds a sum whose bits span
+  at most ``32 * width - 1`` positions from its base limb: with 4 limbs (sums of values) any
+  single value, or e.g. a million values within a factor 2**20 of each other; sums of squares
+  and products get 6 limbs. Merging re-bases windows onto the lower base and canonicalises.
 - the overflow: groups whose value does not fit a window (values spanning a wide exponent
   range, or subnormals with large values) are held in full accumulators (``over``,
   ``over_acc``), and move back into a window when a later merge makes them fit again (the

@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 
 from analytics.aggregates.columns import is_numeric
 from analytics.aggregates.composite import Composite
-from analytics.aggregates.groupby import Agg, GroupBy, Groups, KeyCount
+from analytics.aggregates.groupby import FUNCTIONS, Agg, GroupBy, Groups, KeyCount
 from analytics.aggregates.groupby_keys import check_key_type
 from analytics.aggregates.groupby_order import GroupQuantiles
 from analytics.engines.base import Engine
@@ -258,7 +258,7 @@ def _check_column(name: str, schema: pa.Schema) -> pa.DataType:
 
 
 def _check_agg(agg: Agg, schema: pa.Schema) -> None:
-    arity = 2 if agg.func in ("corr", "r2") else 1
+    arity = FUNCTIONS[agg.func]
     if agg.columns and len(agg.columns) != arity:
         raise UsageError(
             f"{agg.func} takes {arity} column{'s' if arity > 1 else ''}, got {','.join(agg.columns)}"
@@ -413,7 +413,7 @@ def groupby(
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         table = _assemble(table, keys, outputs)
         if sort and table.num_rows:
-            table = table.sort_by([(k, "ascending") for k in keys])
+            table = sort_by_keys(table, keys)
         return GroupbyResult(
             table, tuple(keys), skipped, runner.timings, running.name, running.workers,
             count, time.perf_counter() - started,
@@ -455,6 +455,38 @@ def _groups(
         for agg, value in zip(aggs, values, strict=True):
             groups.outputs[agg.name] = pa.array(value, type=pa.float64(), mask=empty)
     return groups
+
+
+def sort_by_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """``table`` sorted by ``keys`` (ascending, nulls last), like ``Table.sort_by`` but fast.
+
+    Why: each key column becomes the integer rank of its value among the column's distinct
+    values (a sort of the dictionary only), and one integer argsort orders the rows.
+
+    >>> t = pa.table({"k": ["b", None, "a"], "n": [2, 1, 2]})
+    >>> sort_by_keys(t, ["n", "k"]).to_pydict()
+    {'k': [None, 'a', 'b'], 'n': [1, 2, 2]}
+    """
+    ranks, sizes = [], []
+    for key in keys:
+        column = table.column(key)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+        dictionary = encoded.dictionary
+        rank = np.empty(len(dictionary), dtype=np.int64)
+        by_value = pc.array_sort_indices(dictionary, order="ascending", null_placement="at_end")
+        rank[by_value.to_numpy()] = np.arange(len(dictionary))
+        ranks.append(rank[encoded.indices.to_numpy(zero_copy_only=False)])
+        sizes.append(max(len(dictionary), 1))
+    if math.prod(sizes) < 2**62:
+        combined = ranks[0]
+        for rank, size in zip(ranks[1:], sizes[1:], strict=True):
+            combined = combined * size + rank
+        order = np.argsort(combined, kind="stable")
+    else:
+        order = np.lexsort(ranks[::-1])
+    return table.take(order)
 
 
 def _known_rows(source: Source) -> int | None:
