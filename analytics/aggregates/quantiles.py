@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from analytics.aggregates.base import ReduceOp
 from analytics.aggregates.columns import column, column_kind, float_values, int_values
-from analytics.numerics.binning import float_order_keys, multi_window_counts
+from analytics.numerics.binning import float_order_keys, multi_window_counts, window_members
 
 BUCKET_BITS = 16
 COLLECT_LIMIT = 1 << 16
@@ -127,9 +127,7 @@ class KeyCollect:
 
     def chunk(self, batch: pa.RecordBatch) -> KeyCollectState:
         keys = column_keys(batch, self.name, self.integer)
-        return KeyCollectState(
-            tuple(keys[(keys >= np.uint64(w.lo)) & (keys <= np.uint64(w.hi))] for w in self.windows)
-        )
+        return KeyCollectState(tuple(window_members(keys, [(w.lo, w.hi) for w in self.windows])))
 
     def merge(self, a: KeyCollectState, b: KeyCollectState) -> KeyCollectState:
         return KeyCollectState(tuple(np.concatenate([x, y]) for x, y in zip(a.keys, b.keys, strict=True)))

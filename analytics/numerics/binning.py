@@ -301,3 +301,38 @@ def weighted_edge_counts(values: np.ndarray, weights: np.ndarray, edges: np.ndar
         counts,
     )
     return counts
+
+
+@njit(nogil=True, cache=True)
+def _window_members(keys, los, his, offsets, out):  # pragma: no cover - compiled
+    filled = offsets[:-1].copy()
+    for k in keys:
+        for w in range(los.shape[0]):
+            if los[w] <= k <= his[w]:
+                out[filled[w]] = k
+                filled[w] += 1
+
+
+@njit(nogil=True, cache=True)
+def _window_sizes(keys, los, his, sizes):  # pragma: no cover - compiled
+    for k in keys:
+        for w in range(los.shape[0]):
+            if los[w] <= k <= his[w]:
+                sizes[w] += 1
+
+
+def window_members(keys: np.ndarray, windows: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The uint64 ``keys`` inside each ``(lo, hi)`` window (inclusive), in input order.
+
+    >>> [w.tolist() for w in window_members(np.array([5, 1, 3, 9], dtype=np.uint64), [(1, 4), (3, 9)])]
+    [[1, 3], [5, 3, 9]]
+    """
+    los = np.array([w[0] for w in windows], dtype=np.uint64)
+    his = np.array([w[1] for w in windows], dtype=np.uint64)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    sizes = np.zeros(len(windows), dtype=np.int64)
+    _window_sizes(keys, los, his, sizes)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    out = np.empty(int(offsets[-1]), dtype=np.uint64)
+    _window_members(keys, los, his, offsets, out)
+    return [out[offsets[i] : offsets[i + 1]] for i in range(len(windows))]
