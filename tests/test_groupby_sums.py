@@ -21,6 +21,7 @@ from analytics.aggregates.groupby_sums import (
     chunk_sums,
     combine_sums,
     exact_values,
+    moments_to_float,
     sums_to_float,
     take_sums,
 )
@@ -157,3 +158,45 @@ def test_zeros_beside_a_lone_value(values, kind):
     x = np.array(values)
     state = chunk_sums(np.zeros(len(x), np.int64), 1, Terms.of(x), Terms.of(x), kind, np.ones(len(x), bool))
     assert exact_values(state) == reference(np.zeros(len(x), int), x, x, kind, np.ones(len(x)), 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.lists(st.tuples(st.integers(0, 3), values), min_size=1, max_size=40),
+    integers=st.booleans(),
+)
+def test_variance_and_std_are_correctly_rounded(data, integers):
+    groups = 4
+    codes = np.array([d[0] for d in data], dtype=np.int64)
+    x = np.array([d[1] for d in data])
+    if integers:
+        x = np.clip(np.nan_to_num(x), -(2.0**40), 2.0**40).astype(np.int64)
+    ok = np.ones(len(x), dtype=bool)
+    terms = Terms.of(x)
+    s = chunk_sums(codes, groups, terms, None, VALUE, ok)
+    q = chunk_sums(codes, groups, terms, None, SQUARE, ok)
+    counts = np.bincount(codes, minlength=groups)
+    total = reference(codes, x.tolist(), x.tolist(), VALUE, ok, groups)
+    squares = reference(codes, x.tolist(), x.tolist(), SQUARE, ok, groups)
+    for root, rule in ((False, rounding.variance), (True, rounding.std)):
+        got = moments_to_float(counts, s, q, root)
+        for g in range(groups):
+            want = rule(int(counts[g]), total[g], squares[g])
+            assert got[g] == want or (np.isnan(got[g]) and np.isnan(want)), (root, g)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [[1e12 + 1e-3, 1e12 + 2e-3, 1e12], [5e-324, 1e-320, 0.0], [1e300, -1e300, 1e300], [3.0] * 5,
+     [1e-160, 2e-160], [1e154, 3e154, -2e154]],
+)
+def test_variance_edge_cases(x):
+    x = np.array(x)
+    codes = np.zeros(len(x), np.int64)
+    ok = np.ones(len(x), dtype=bool)
+    s = chunk_sums(codes, 1, Terms.of(x), None, VALUE, ok)
+    q = chunk_sums(codes, 1, Terms.of(x), None, SQUARE, ok)
+    f = [Fraction(v) for v in x]
+    n = np.array([len(x)])
+    assert moments_to_float(n, s, q, False)[0] == rounding.variance(len(x), sum(f), sum(v * v for v in f))
+    assert moments_to_float(n, s, q, True)[0] == rounding.std(len(x), sum(f), sum(v * v for v in f))

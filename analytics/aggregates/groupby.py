@@ -74,6 +74,7 @@ from analytics.aggregates.groupby_sums import (
     combine_sums,
     concat_sums,
     exact_values,
+    moments_to_float,
     sums_to_float,
     take_sums,
     value_column,
@@ -605,12 +606,7 @@ def _top_array(top: TopK, integer: bool) -> pa.Array:
 
 def _moment_array(func: str, count: np.ndarray, s: Any, q: Any) -> pa.Array:
     """Sample variance or standard deviation per group, correctly rounded (null if n < 2)."""
-    out = np.full(len(count), np.nan)
-    index = np.flatnonzero(count >= 2)
-    rule = rounding.variance if func == "var" else rounding.std
-    for g, total, squares in zip(index.tolist(), exact_values(s, index), exact_values(q, index), strict=True):
-        out[g] = rule(int(count[g]), total, squares)
-    return pa.array(out, mask=count < 2)
+    return pa.array(moments_to_float(count, s, q, root=func == "std"), mask=count < 2)
 
 
 def _pair_array(func: str, count: np.ndarray, sums: list[Any]) -> pa.Array:

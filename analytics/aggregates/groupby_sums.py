@@ -63,6 +63,7 @@ __all__ = [
     "combine_sums",
     "concat_sums",
     "exact_values",
+    "moments_to_float",
     "sums_to_float",
     "take_sums",
     "value_column",
@@ -86,6 +87,8 @@ _U0 = np.uint64(0)
 _UNIT_LIMB = -LOW_EXP // 32
 #: Zero limbs appended below a magnitude before dividing: keeps >= 96 quotient bits.
 _GUARD = 4
+#: The same for a variance numerator, divided by two counts: keeps >= 128 quotient bits.
+_MOMENT_GUARD = 6
 _INT64_LIMIT = 1 << 63
 
 
@@ -557,6 +560,35 @@ def _round_quotient(q, e, sticky, negative):  # pragma: no cover - compiled
     return (-value if negative else value), True
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _magnitude(row, out, at):  # pragma: no cover - compiled
+    """Write ``|window row|`` as 32-bit digits into ``out[at:at+width]``; True if negative."""
+    negative = row[row.shape[0] - 1] < 0
+    borrow = 0
+    for i in range(row.shape[0]):
+        v = row[i]
+        if negative:
+            v = -v - borrow
+            borrow = 0
+            if v < 0:
+                v += np.int64(1) << 32
+                borrow = 1
+        out[at + i] = np.uint64(v)
+    return negative
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _divide(q, d):  # pragma: no cover - compiled
+    """``q //= d`` in place for 32-bit digits and ``1 <= d < 2**32``; returns the remainder."""
+    du = np.uint64(d)
+    r = _U0
+    for i in range(q.shape[0] - 1, -1, -1):
+        cur = (r << np.uint64(32)) | q[i]
+        q[i] = cur // du
+        r = cur - q[i] * du
+    return r
+
+
 @njit(nogil=True, cache=True)
 def _round_windows(base, limbs, divisors, out, redo):  # pragma: no cover - compiled
     """``out[g]`` = window value / divisors[g], correctly rounded; ``redo`` marks groups to
@@ -571,27 +603,149 @@ def _round_windows(base, limbs, divisors, out, redo):  # pragma: no cover - comp
         if base[g] < 0 or d >= (np.int64(1) << 32):
             redo[g] = True
             continue
-        negative = limbs[g, width - 1] < 0
-        borrow = 0
-        for i in range(width):
-            v = limbs[g, i]
-            if negative:
-                v = -v - borrow
-                borrow = 0
-                if v < 0:
-                    v += np.int64(1) << 32
-                    borrow = 1
-            q[_GUARD + i] = np.uint64(v)
-        for i in range(_GUARD):
-            q[i] = _U0
-        du = np.uint64(d)
-        r = _U0
-        for i in range(q.shape[0] - 1, -1, -1):
-            cur = (r << np.uint64(32)) | q[i]
-            q[i] = cur // du
-            r = cur - q[i] * du
+        q[:_GUARD] = _U0
+        negative = _magnitude(limbs[g], q, _GUARD)
+        r = _divide(q, d)
         e = 32 * np.int64(base[g]) + LOW_EXP - 32 * _GUARD
         value, fine = _round_quotient(q, e, r != _U0, negative)
+        if fine:
+            out[g] = value
+        else:
+            redo[g] = True
+
+
+@njit(nogil=True, cache=True)
+def _round_u64(m, e):  # pragma: no cover - compiled
+    """``m * 2**e`` correctly rounded (``m < 2**63``); (value, ok), ok False if subnormal."""
+    if m == _U0:
+        return 0.0, True
+    bits = 0
+    while (m >> np.uint64(bits)) != _U0:
+        bits += 1
+    if e + bits - 1 < -1022:
+        return 0.0, False
+    if bits > 53:
+        shift = np.uint64(bits - 53)
+        keep = m >> shift
+        rem = m & ((np.uint64(1) << shift) - np.uint64(1))
+        half = np.uint64(1) << (shift - np.uint64(1))
+        if rem > half or (rem == half and (keep & np.uint64(1)) != _U0):
+            keep += np.uint64(1)
+        m, e = keep, e + np.int64(shift)
+        bits = 54 if keep >> np.uint64(53) else 53
+    if e + bits - 1 > 1023:
+        return math.inf, True
+    return math.ldexp(float(m), e), True
+
+
+@njit(nogil=True, cache=True)
+def _bits_at(q, s):  # pragma: no cover - compiled
+    """``(hi, lo, below)``: bits ``s .. s+127`` of the digits ``q``, and whether any bit
+    under ``s`` is set."""
+    i, b = s >> 5, np.uint64(s & 31)
+    chunks = np.zeros(4, np.uint64)
+    for j in range(4):
+        k = i + j
+        low = q[k] if k < q.shape[0] else _U0
+        high = q[k + 1] if k + 1 < q.shape[0] else _U0
+        chunk = low >> b
+        if b:
+            chunk |= high << (np.uint64(32) - b)
+        chunks[j] = chunk & np.uint64(0xFFFF_FFFF)
+    below = (q[i] & ((np.uint64(1) << b) - np.uint64(1))) != _U0 if i < q.shape[0] else False
+    for k in range(min(i, q.shape[0])):
+        below = below or q[k] != _U0
+    lo = chunks[0] | (chunks[1] << np.uint64(32))
+    hi = chunks[2] | (chunks[3] << np.uint64(32))
+    return hi, lo, below
+
+
+@njit(nogil=True, cache=True)
+def _round_root(q, e, sticky):  # pragma: no cover - compiled
+    """``sqrt(q * 2**e)`` correctly rounded, for digits ``q`` > 2**127 with ``sticky`` set
+    when ``q`` is truncated: the integer root of its top 108-109 bits (an even shift), from
+    the float root corrected exactly, with a sticky bit (as :func:`rounding.sqrt_ratio`)."""
+    top = q.shape[0] - 1
+    while q[top] == _U0:
+        top -= 1
+    bits = 32 * top
+    while (q[top] >> np.uint64(bits - 32 * top)) != _U0:
+        bits += 1
+    shift = bits - 109
+    if (e + shift) & 1:
+        shift += 1
+    hi, lo, below = _bits_at(q, shift)
+    r = np.uint64(math.sqrt(float(hi) * 2.0**64 + float(lo)))
+    while True:  # r = isqrt(hi * 2**64 + lo): the guess is off by a few units at most
+        sh, sl = _mul128(r, r)
+        if sh > hi or (sh == hi and sl > lo):
+            r -= np.uint64(1)
+            continue
+        nh, nl = _mul128(r + np.uint64(1), r + np.uint64(1))
+        if nh < hi or (nh == hi and nl <= lo):
+            r += np.uint64(1)
+            continue
+        break
+    sh, sl = _mul128(r, r)
+    inexact = sticky or below or sh != hi or sl != lo
+    return _round_u64(np.uint64(2) * r + np.uint64(1 if inexact else 0), (e + shift) // 2 - 1)
+
+
+@njit(nogil=True, cache=True)
+def _moments(s_base, s_limbs, q_base, q_limbs, counts, root, out, redo):  # pragma: no cover
+    """Sample variance (or, with ``root``, standard deviation) of each group from exact
+    windows of sum ``S`` and sum of squares ``Q``: ``(n Q - S**2) / (n (n - 1))`` in exact
+    digit arithmetic, divided by ``n`` then ``n - 1``, rounded once (the root from a 108-110
+    bit integer square root with a sticky bit). ``redo`` marks groups left to Python."""
+    ws, wq = s_limbs.shape[1], q_limbs.shape[1]
+    size = 2 * N_LIMBS + 2 * ws + wq + 2 * _MOMENT_GUARD
+    x = np.zeros(size, np.int64)
+    q = np.zeros(size, np.uint64)
+    s_mag = np.zeros(ws, np.uint64)
+    for g in range(counts.shape[0]):
+        n = counts[g]
+        if n < 2:
+            out[g] = np.nan
+            continue
+        if s_base[g] < 0 or q_base[g] < 0 or n >= (np.int64(1) << 32):
+            redo[g] = True
+            continue
+        e_a = 32 * np.int64(q_base[g]) + LOW_EXP  # exponent of n Q
+        e_b = 2 * (32 * np.int64(s_base[g]) + LOW_EXP)  # exponent of S**2
+        m = min(e_a, e_b)
+        off_a, off_b = (e_a - m) >> 5, (e_b - m) >> 5
+        used = max(off_a + wq, off_b + 2 * ws) + 2
+        x[:used] = 0
+        nu = np.uint64(n)
+        for i in range(wq):  # + n Q (Q >= 0: its window digits are its magnitude)
+            prod = nu * np.uint64(q_limbs[g, i])
+            x[off_a + i] += np.int64(prod & np.uint64(0xFFFF_FFFF))
+            x[off_a + i + 1] += np.int64(prod >> np.uint64(32))
+        _magnitude(s_limbs[g], s_mag, 0)
+        for i in range(ws):  # - S**2, digit by digit (each product < 2**64)
+            for j in range(ws):
+                prod = s_mag[i] * s_mag[j]
+                x[off_b + i + j] -= np.int64(prod & np.uint64(0xFFFF_FFFF))
+                x[off_b + i + j + 1] -= np.int64(prod >> np.uint64(32))
+        _normalize(x[:used])
+        # x >= 0 (Cauchy-Schwarz); as digits, shifted up by the guard digits
+        top = used - 1
+        while top >= 0 and x[top] == 0:
+            top -= 1
+        if top < 0:
+            out[g] = 0.0
+            continue
+        digits = q[: top + 1 + _MOMENT_GUARD]
+        digits[:_MOMENT_GUARD] = _U0
+        for i in range(top + 1):
+            digits[i + _MOMENT_GUARD] = np.uint64(x[i])
+        sticky = _divide(digits, n) != _U0
+        sticky = (_divide(digits, n - 1) != _U0) or sticky
+        e = m - 32 * _MOMENT_GUARD
+        if not root:
+            value, fine = _round_quotient(digits, e, sticky, False)
+        else:
+            value, fine = _round_root(digits, e, sticky)
         if fine:
             out[g] = value
         else:
@@ -737,6 +891,30 @@ def exact_values(sums: Sums, index: np.ndarray | None = None) -> list[Fraction]:
             out.append(_dyadic(*_window_int(int(sums.base[g]), sums.limbs[g])))
         else:
             out.append(exact.acc_to_fraction(sums.over_acc[np.searchsorted(sums.over, g)]))
+    return out
+
+
+def moments_to_float(counts: np.ndarray, sums: Sums, squares: Sums, root: bool) -> np.ndarray:
+    """Sample variance (``root``: standard deviation) per group, correctly rounded, from
+    exact sums and sums of squares; NaN where ``counts < 2``.
+
+    Vectorised in exact digit arithmetic (numba); groups held in full accumulators and the
+    rare subnormal results go through :mod:`analytics.numerics.rounding`.
+
+    >>> c = np.array([3]); s = IntSums(np.array([6]), 3, 3); q = IntSums(np.array([14]), 9, 3)
+    >>> moments_to_float(c, s, q, False).tolist(), moments_to_float(c, s, q, True).tolist()
+    ([1.0], [1.0])
+    """
+    s, q = as_windows(sums), as_windows(squares)
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.empty(len(counts), dtype=np.float64)
+    redo = np.zeros(len(counts), dtype=np.bool_)
+    _moments(s.base, s.limbs, q.base, q.limbs, counts, root, out, redo)
+    index = np.flatnonzero(redo)
+    rule = rounding.std if root else rounding.variance
+    pairs = zip(index.tolist(), exact_values(s, index), exact_values(q, index), strict=True)
+    for g, total, total_sq in pairs:
+        out[g] = rule(int(counts[g]), total, total_sq)
     return out
 
 
