@@ -14,7 +14,8 @@ rows times a generous estimate of the bytes per group exceed it), one pass over 
 columns first estimates the number of groups (the k smallest key hashes, k = 4096: ±1.6%)
 and the groups are then computed in ``P`` key-hash partitions, one scan each (``P`` times
 the passes above): memory is bounded by about ``1/P`` of the groups, on every engine
-unchanged.
+unchanged. (Dask and Spark collections, whose row count is unknown, always get the
+estimating pass; ``partitions=`` skips it.)
 
 Aggregations are written ``"column:function"`` (CLI style) or as a dict ``{column: function
 or [functions]}``: ``v1:sum``, ``v3:mean``, ``v3:median``, ``v3:q0.9``, ``v3:top2`` (the
