@@ -41,15 +41,62 @@ def _update(registers, keys):  # pragma: no cover - compiled
             registers[index] = rank
 
 
+@njit(nogil=True, cache=True)
+def _string_keys(offsets, data, out):  # pragma: no cover - compiled
+    """A 64-bit hash of each string's bytes: 8-byte little-endian words folded with the
+    SplitMix64 multipliers, seeded with the length (stable across runs and machines)."""
+    for i in range(out.shape[0]):
+        start, stop = offsets[i], offsets[i + 1]
+        h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(stop - start)
+        at = start
+        while at < stop:
+            word = np.uint64(0)
+            for k in range(min(8, stop - at)):
+                word |= np.uint64(data[at + k]) << np.uint64(8 * k)
+            h = (h ^ word) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(29)
+            at += 8
+        h *= np.uint64(0x94D049BB133111EB)
+        out[i] = h ^ (h >> np.uint64(32))
+
+
+def string_keys(values: pa.Array) -> np.ndarray:
+    """uint64 hashes of the bytes of a non-null string (or binary) array, one per value.
+
+    >>> keys = string_keys(pa.array(["a", "b", "a"]))
+    >>> bool(keys[0] == keys[2]), bool(keys[0] == keys[1])
+    (True, False)
+    """
+    if pa.types.is_string(values.type) or pa.types.is_binary(values.type):
+        width = np.int32
+    else:
+        values = values.cast(pa.large_binary()) if not pa.types.is_large_string(values.type) else values
+        width = np.int64
+    rows = len(values)
+    buffers = values.buffers()
+    offsets = np.frombuffer(
+        buffers[1], dtype=width, count=rows + 1, offset=values.offset * np.dtype(width).itemsize
+    )
+    data = buffers[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    out = np.empty(rows, dtype=np.uint64)
+    _string_keys(offsets, data, out)
+    return out
+
+
 def value_keys(values: pa.Array) -> np.ndarray:
-    """uint64 keys, equal for equal non-null values (NaN excluded, -0.0 as 0.0); strings and
-    other types are hashed first (pandas' stable SipHash)."""
+    """uint64 keys, equal for equal non-null values (NaN excluded, -0.0 as 0.0); strings are
+    hashed by :func:`string_keys`, other types by pandas' stable SipHash."""
     kind = column_kind(values.type)
     if kind == "float":
         x = float_values(values)
         return (x[~np.isnan(x)] + 0.0).view(np.uint64)
     if values.null_count:
         values = values.drop_null()
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if kind == "string":
+        return string_keys(values)
     if kind in ("int", "temporal"):
         storage = pa.int64() if values.type.bit_width == 64 else pa.int32()
         raw = values.view(storage) if kind == "temporal" else values
