@@ -534,7 +534,7 @@ def markdown(report: dict[str, Any], timings: dict[str, Timing], sums: dict[str,
     m = report["machine"]
     v = m["versions"]
     lines = [
-        "# Benchmarks",
+        "# Benchmarks" + ("" if report.get("complete") else " (run in progress: partial)"),
         "",
         f"Run {m['date']} on {m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB, "
         f"{m['os']}; commit `{m['commit']}`. Load average (1/5/15 min) at start "
@@ -691,36 +691,46 @@ def main(argv: list[str] | None = None) -> None:
     with_groupby = "groupby" in sections and groupby_available()
     if "groupby" in sections and not with_groupby:
         log("groupby: analytics.routines.groupby or benchmarks/bench_groupby.py missing: skipped")
+    def save(final: bool) -> None:
+        """Write what has been measured so far (a crash late in the run keeps the rest)."""
+        report["complete"] = final
+        report["load_end"] = os.getloadavg()
+        report["profile"] = {
+            "data": path.name,
+            "timings": {k: t.to_json(cores) for k, t in timings.items()},
+            "digests": digests,
+            "identical": len(set(digests.values())) <= 1 if digests else None,
+        }
+        report["groupby"] = {
+            q: {k: t.to_json(cores) for k, t in cells.items()} for q, cells in groupby.items()
+        }
+        report["sum"] = {k: t.to_json(cores) for k, t in sums.items()}
+        report["targets"] = targets(report, timings, sums, groupby, cores)
+        text = markdown(report, timings, sums, groupby, cores)
+        write_results(args.out, report, text)
+        if final:
+            print(text)
+            log(f"wrote {args.out / 'latest.md'} and latest.json")
+
     if "sum" in sections:
         log("exact sum")
         sums = exact_sum_section(args.repeat)
     if "profile" in sections:
         profile_section(path, small, args.repeat, engines, systems, {}, timings, digests)
+        save(False)
     groupby_engines = _list(args.groupby_engines, ENGINES, "engine")
     groupby_repeat = args.groupby_repeat or args.repeat
     report["groupby_repeat"] = groupby_repeat
     if with_groupby:
         groupby_section(path, small, groupby_repeat, groupby_engines, systems, {}, groupby)
+        save(False)
     for kind in ("dask", "spark"):
         cluster_sections(kind, path, small, args.repeat, groupby_repeat, sections, engines,
                          groupby_engines, systems, timings, groupby, digests, with_groupby)
+        save(False)
     if "memory" in sections and args.big:
         report["memory"] = memory_section(groupby_data(100_000_000, files=10), small)
-    report["load_end"] = os.getloadavg()
-    report["profile"] = {
-        "data": path.name,
-        "timings": {k: t.to_json(cores) for k, t in timings.items()},
-        "digests": digests,
-        "identical": len(set(digests.values())) <= 1 if digests else None,
-    }
-    report["groupby"] = {q: {k: t.to_json(cores) for k, t in cells.items()} for q, cells in groupby.items()}
-    report["sum"] = {k: t.to_json(cores) for k, t in sums.items()}
-    report["targets"] = targets(report, timings, sums, groupby, cores)
-    text = markdown(report, timings, sums, groupby, cores)
-    write_results(args.out, report, text)
-    print(text)
-    log(f"wrote {args.out / 'latest.md'} and latest.json")
-
+    save(True)
 
 if __name__ == "__main__":
     main()
