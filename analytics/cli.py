@@ -29,6 +29,7 @@ EXAMPLES = {
   analytics groupby data/flights --by carrier --agg arr_delay:mean --agg dep_delay:q0.9 --agg count
   analytics groupby data/flights --by origin,month --agg dep_delay:median --out reports/delays.parquet
   analytics groupby G1.parquet --by id3 --agg v1:sum --agg v3:top2 --agg "range=max(v1)-min(v2)"
+  mpirun -n 4 python -m analytics groupby G1.parquet --by id2,id4 --agg v1,v2:r2 --engine mpi
 aggregations: count, COL:count, sum, mean, min, max, var, std, median, qP (e.g. q0.9),
   topK (largest K), A,B:corr, A,B:r2, and NAME=max(A)-min(B) style expressions.
 null keys form their own group (sorted last); null values are skipped and counted.""",
@@ -103,6 +104,8 @@ def build_parser() -> Parser:
         help="an aggregation, e.g. v1:sum (repeat for more)",
     )
     p.add_argument("--memory-budget", type=float, help="bytes of group state per scan (e.g. 2e9)")
+    p.add_argument("--partitions", type=int, help="key-hash partitions, one scan each")
+    p.add_argument("--no-sort", action="store_true", help="leave groups unsorted (faster)")
     p.add_argument("--limit", type=int, default=20, help="groups shown on the terminal (default 20)")
     p.set_defaults(run=run_groupby)
 
@@ -288,7 +291,8 @@ def run_groupby(args: argparse.Namespace) -> int:
         engine = open_cli_engine(args, stack)
         result = groupby(
             path, split_list(args.by), args.agg, where=args.where, engine=engine,
-            memory_budget=budget, progress=progress_reporter(args, stack),
+            memory_budget=budget, partitions=args.partitions, sort=not args.no_sort,
+            progress=progress_reporter(args, stack),
         )
         if not getattr(engine, "is_root", True):
             return 0
