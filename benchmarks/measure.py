@@ -96,6 +96,14 @@ class Timing:
     def bound(self, cores: int) -> float:
         return min(r.bound(cores) for r in self.runs)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timing:
+        """The inverse of :meth:`to_json` (runs, error and extra fields)."""
+        runs = [Run(**r) for r in data.get("runs", [])]
+        known = {"wall", "cpu", "bound", "load", "runs", "error"}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(runs, data.get("error"), extra)
+
     def to_json(self, cores: int) -> dict[str, Any]:
         if not self.ok:
             return {"error": self.error, **self.extra}

@@ -557,6 +557,8 @@ def markdown(report: dict[str, Any], timings: dict[str, Timing], sums: dict[str,
         "started). Ratios are ours / peer: below 1 means ours is faster.",
         "",
     ]
+    for name, date in (report.get("kept") or {}).items():
+        lines += [f"The *{name}* section is from an earlier run ({date}), kept with `--keep`.", ""]
     for error in report.get("errors", []):
         lines += [f"Error (the rest of that section is missing): `{error}`", ""]
     rows = targets(report, timings, sums, groupby, cores)
@@ -669,6 +671,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="our engines for the groupby questions (2 workers; serial: 1)")
     parser.add_argument("--groupby-repeat", type=int, help="runs per groupby figure (--repeat)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/json go")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the sections not run now from the previous latest.json")
     parser.add_argument("--mpi-job", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--memory-job", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -717,6 +721,24 @@ def main(argv: list[str] | None = None) -> None:
             print(text)
             log(f"wrote {args.out / 'latest.md'} and latest.json")
 
+    previous: dict[str, Any] = {}
+    if args.keep and (args.out / "latest.json").exists():
+        previous = json.loads((args.out / "latest.json").read_text())
+        kept = []
+        if "groupby" not in sections and previous.get("groupby"):
+            groupby.update({q: {k: Timing.from_json(v) for k, v in cells.items()}
+                            for q, cells in previous["groupby"].items()})
+            report["groupby_repeat"] = previous.get("groupby_repeat")
+            report["groupby_run"] = previous["machine"]["date"]
+            kept.append("groupby")
+        if "memory" not in sections and previous.get("memory"):
+            report["memory"] = previous["memory"]
+            report["memory_run"] = previous["machine"]["date"]
+            kept.append("memory")
+        if "sum" not in sections and previous.get("sum"):
+            sums.update({k: Timing.from_json(v) for k, v in previous["sum"].items()})
+            kept.append("sum")
+        report["kept"] = {name: previous["machine"]["date"] for name in kept}
     if "sum" in sections:
         log("exact sum")
         sums = exact_sum_section(args.repeat)
@@ -725,7 +747,8 @@ def main(argv: list[str] | None = None) -> None:
         save(False)
     groupby_engines = _list(args.groupby_engines, ENGINES, "engine")
     groupby_repeat = args.groupby_repeat or args.repeat
-    report["groupby_repeat"] = groupby_repeat
+    if with_groupby:
+        report["groupby_repeat"] = groupby_repeat
     if with_groupby:
         groupby_section(path, small, groupby_repeat, groupby_engines, systems, {}, groupby)
         save(False)
