@@ -39,14 +39,23 @@ def is_numeric(dtype: pa.DataType) -> bool:
     return column_kind(dtype) in ("float", "int")
 
 
-def column(batch: pa.RecordBatch, name: str) -> pa.Array:
-    """Column ``name`` of ``batch`` (dictionary-decoded), or a clear error."""
+def raw_column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    """Column ``name`` of ``batch`` as one array, as stored (dictionaries kept), or a clear
+    error: for aggregates that count dictionary codes instead of decoding every value."""
     try:
         array = batch.column(name)
     except KeyError:
         raise UsageError(
             f"column {name!r} is not in the data", hint=f"columns: {', '.join(batch.schema.names)}"
         ) from None
+    if isinstance(array, pa.ChunkedArray):  # a Table rather than a RecordBatch
+        array = array.combine_chunks()
+    return array
+
+
+def column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    """Column ``name`` of ``batch`` (dictionary-decoded), or a clear error."""
+    array = raw_column(batch, name)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     return array

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analytics.aggregates.columns import column_kind, float_values
+from analytics.aggregates.columns import column_kind, float_values, raw_column
 from analytics.aggregates.hll import (
     HLL_REGISTERS,
     HLL_RELATIVE_ERROR,
@@ -31,7 +31,6 @@ from analytics.aggregates.hll import (
     registers_of,
     value_keys,
 )
-from analytics.errors import UsageError
 from analytics.numerics.binning import dense_counts, int_extremes, merge_sorted_counts, scatter_add
 
 #: An uncompacted (Arrow) state is compacted once it holds more values than this.
@@ -106,15 +105,7 @@ class Frequencies:
     # ---------------------------------------------------------------- chunk
 
     def chunk(self, batch: pa.RecordBatch) -> FrequenciesState:
-        try:
-            array = batch.column(self.name)
-        except KeyError:
-            raise UsageError(
-                f"column {self.name!r} is not in the data",
-                hint=f"columns: {', '.join(batch.schema.names)}",
-            ) from None
-        if isinstance(array, pa.ChunkedArray):  # a Table rather than a RecordBatch
-            array = array.combine_chunks()
+        array = raw_column(batch, self.name)
         if pa.types.is_dictionary(array.type):
             if self.sorted is None:
                 return self._bounded(self._dictionary_chunk(array))

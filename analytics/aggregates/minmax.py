@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.aggregates.base import ReduceOp
-from analytics.aggregates.columns import column, column_kind, float_values, int_values
-from analytics.errors import UsageError
+from analytics.aggregates.columns import column, column_kind, float_values, int_values, raw_column
 from analytics.numerics.binning import dense_counts, int_extremes
 
 
@@ -80,15 +79,7 @@ class MinMax:
     def _string_chunk(self, batch: pa.RecordBatch) -> MinMaxState:
         """Strings; a dictionary-encoded batch is reduced to the dictionary entries it uses
         (no value is decoded)."""
-        try:
-            array = batch.column(self.name)
-        except KeyError:
-            raise UsageError(
-                f"column {self.name!r} is not in the data",
-                hint=f"columns: {', '.join(batch.schema.names)}",
-            ) from None
-        if isinstance(array, pa.ChunkedArray):  # a Table rather than a RecordBatch
-            array = array.combine_chunks()
+        array = raw_column(batch, self.name)
         found = len(array) - array.null_count
         if pa.types.is_dictionary(array.type):
             codes = array.indices.drop_null().to_numpy(zero_copy_only=False)
