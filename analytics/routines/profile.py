@@ -161,7 +161,11 @@ def _first_pass(names, types, numeric, quantiles, top, distinct_limit) -> Compos
         if kind == "float":  # mostly distinct values: estimate first, count exactly if few
             parts[f"cardinality:{n}"] = Cardinality(n, types[n])
         elif kind != "other":
-            parts[f"freq:{n}"] = Frequencies(n, types[n], limit=distinct_limit, top=top)
+            # The exact counts of an integer column also give its histogram, shape moments
+            # and quantiles (see _from_counts): no further pass reads it.
+            parts[f"freq:{n}"] = Frequencies(
+                n, types[n], limit=distinct_limit, top=top, keep_counts=n in numeric
+            )
     for n in numeric:
         parts[f"moments:{n}"] = Moments(n)
         if quantiles == "approx":
@@ -182,17 +186,26 @@ def _shape_passes(
         n = key.partition(":")[2]
         if key.startswith("cardinality:") and estimate <= 2 * distinct_limit:
             parts[f"freq:{n}"] = Frequencies(n, types[n], limit=distinct_limit)
+    results: dict[str, Any] = {}
     for n in numeric:
         extremes, moments = stats[f"minmax:{n}"], stats[f"moments:{n}"]
+        counts = (stats.get(f"freq:{n}") or {}).pop("counts", None)  # not JSON: taken out
         if not moments["count"]:
             continue
-        parts[f"histogram:{n}"] = Histogram(n, even_edges(extremes["min"], extremes["max"], bins))
-        parts[f"shape:{n}"] = ShapeMoments(n, center=moments["mean"])
+        histogram = Histogram(n, even_edges(extremes["min"], extremes["max"], bins))
+        shape = ShapeMoments(n, center=moments["mean"])
+        search = None
         if quantiles == "exact":
-            searches[n] = QuantileSearch(
+            search = QuantileSearch(
                 n, types[n], n=extremes["count"], lo=extremes["min"], hi=extremes["max"], q=QUANTILES
             )
-    results: dict[str, Any] = {}
+        if counts is not None:
+            results.update(_from_counts(n, counts, histogram, shape, search))
+            continue
+        parts[f"histogram:{n}"] = histogram
+        parts[f"shape:{n}"] = shape
+        if search is not None:
+            searches[n] = search
     while True:
         for n, search in searches.items():
             aggregate = search.aggregate()
@@ -210,6 +223,20 @@ def _shape_passes(
         parts = {}
     for n, search in searches.items():
         results[f"quantiles:{n}"] = dict(zip(map(str, QUANTILES), search.values(), strict=True))
+    return results
+
+
+def _from_counts(name, counts, histogram, shape, search) -> dict[str, Any]:
+    """Histogram, shape moments and quantiles of column ``name`` from its exact value counts:
+    the same states the rows would give (see ``state_from_counts``), without a pass."""
+    values, weights = counts
+    results = {
+        f"histogram:{name}": histogram.finalize(histogram.state_from_counts(values, weights)),
+        f"shape:{name}": shape.finalize(shape.state_from_counts(values, weights)),
+    }
+    if search is not None:
+        search.resolve(values, weights)
+        results[f"quantiles:{name}"] = dict(zip(map(str, QUANTILES), search.values(), strict=True))
     return results
 
 
