@@ -40,7 +40,7 @@ class ParquetSource:
         # Units depend on the engine's size only (not on each process's CPUs): every MPI rank
         # must plan the same list.
         units = self.dataset.select(list(aggregate.columns)).work_units(
-            UNITS_PER_CPU * max(1, engine.workers)
+            UNITS_PER_CPU * max(1, engine.workers), dictionary=True
         )
         return engine.reduce(aggregate, units)
 

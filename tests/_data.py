@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from analytics.datagen import write_flights, write_groupby
@@ -38,3 +39,21 @@ def groupby_file(
         write_groupby(out, rows, groups, nas_pct, seed, files=files, row_group_size=row_group_size)
         _written[key] = out
     return _written[key]
+
+
+def dictionary_encoded(values: list, extra: list[str], null_entry: bool, repeat: bool) -> pa.Array:
+    """``values`` (strings or None) as a dictionary array shaped like, and worse than, what a
+    Parquet reader gives: unused ``extra`` entries, optionally a null entry (every other null
+    row points at it) and a repeat of the first entry (every third row of that value uses it)."""
+    base = sorted({v for v in values if v is not None} | set(extra))
+    index = {v: i for i, v in enumerate(base)}
+    entries = base + base[:1] * repeat + [None] * null_entry
+    codes = []
+    for row, v in enumerate(values):
+        if v is None:
+            codes.append(len(entries) - 1 if null_entry and row % 2 else None)
+        elif repeat and index[v] == 0 and row % 3 == 0:
+            codes.append(len(base))
+        else:
+            codes.append(index[v])
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(entries, pa.string()))

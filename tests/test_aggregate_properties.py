@@ -20,6 +20,7 @@ from analytics.aggregates.minmax import MinMax
 from analytics.aggregates.quantiles import KeyCounts, Window
 from analytics.aggregates.shape import ShapeMoments
 from analytics.aggregates.sketches import KLLQuantiles
+from _data import dictionary_encoded
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 values = st.lists(st.one_of(floats, st.none()), min_size=0, max_size=120)
@@ -69,6 +70,33 @@ def test_any_chunking_and_merge_order_gives_the_same_result(name, xs, ss, cuts):
     assert result_bytes(aggregate, pickle.loads(pickle.dumps(whole))) == expected
 
 
+@pytest.mark.parametrize("name", ["minmax-string", "frequencies-string"])
+@settings(max_examples=60, deadline=None)
+@given(
+    ss=strings,
+    extra=st.lists(st.text(max_size=2), max_size=5),
+    null_entry=st.booleans(),
+    repeat=st.booleans(),
+    cuts=st.lists(st.integers(1, 37), min_size=1, max_size=6),
+)
+def test_dictionary_encoded_strings_give_the_plain_result(name, ss, extra, null_entry, repeat, cuts):
+    """Strings read as Arrow dictionaries (batches of a row group share one) are counted from
+    their codes: the result equals the plain strings', whatever the chunking and merge order."""
+    aggregate = AGGREGATES[name]()
+    encoded = dictionary_encoded(ss, extra, null_entry, repeat)
+    expected = result_bytes(aggregate, aggregate.chunk(pa.record_batch({"s": pa.array(ss, pa.string())})))
+    batches, at = [], 0
+    for size in cuts * (1 + len(ss) // sum(cuts)):
+        if at >= len(ss):
+            break
+        batches.append(pa.record_batch({"s": encoded.slice(at, size)}))  # slices share the dictionary
+        at += size
+    assert result_bytes(aggregate, fold_batches(aggregate, batches)) == expected
+    pieces = [aggregate.chunk(b) for b in batches]
+    assert result_bytes(aggregate, tree_merge(aggregate, pieces[::-1], fan_in=3)) == expected
+    assert result_bytes(aggregate, pickle.loads(pickle.dumps(fold_batches(aggregate, batches)))) == expected
+
+
 @pytest.mark.parametrize("name", [n for n in AGGREGATES if is_flat(AGGREGATES[n]())])
 def test_flat_states_reduce_element_wise(name):
     aggregate = AGGREGATES[name]()
@@ -92,6 +120,28 @@ def test_frequencies_switch_to_hyperloglog_past_the_limit():
     result = aggregate.finalize(fold_batches(aggregate, pa.table({"x": x}).to_batches(4096)))
     assert result["distinct_exact"] is False and result["top"] is None
     assert abs(result["distinct"] - 50_000) <= 4 * HLL_RELATIVE_ERROR * 50_000
+
+
+def test_dictionary_strings_past_the_limit_estimate_as_plain_strings_do(tmp_path):
+    """Row groups read with their dictionaries (batches share one) switch to HyperLogLog
+    past the limit with the registers plain strings give, whatever the row groups."""
+    import pyarrow.parquet as pq
+
+    from analytics.dataset import open_dataset
+
+    rng = np.random.default_rng(5)
+    values = [f"v{i}" for i in rng.integers(0, 30_000, 200_000)]
+    pq.write_table(pa.table({"s": values}), tmp_path / "s.parquet", row_group_size=40_000)
+    aggregate = Frequencies("s", pa.string(), limit=5_000)
+    plain = aggregate.finalize(fold_batches(aggregate, pa.table({"s": values}).to_batches(7_000)))
+    for target in (1, 3):
+        units = open_dataset(tmp_path / "s.parquet", batch_size=10_000).work_units(target, dictionary=True)
+        batches = [b for u in units for b in u.batches()]
+        assert pa.types.is_dictionary(batches[0].schema.field("s").type)
+        states = [fold_batches(aggregate, u.batches()) for u in units]
+        assert aggregate.finalize(tree_merge(aggregate, states)) == plain
+    assert plain["distinct_exact"] is False
+    assert abs(plain["distinct"] - 30_000) <= 4 * HLL_RELATIVE_ERROR * 30_000
 
 
 def test_cardinality_estimate_is_within_its_error_bound():

@@ -197,6 +197,20 @@ def test_projection_order_and_filter_columns_not_returned(flights):
     )
 
 
+def test_units_for_aggregates_read_encoded_strings_as_dictionaries(flights):
+    """``work_units(dictionary=True)`` (what engines read) keeps Parquet's dictionaries of
+    strings, filters included; users' batches stay plain; the values are the same."""
+    ds = open_dataset(flights, columns=["carrier", "tailnum", "month"], filter="origin == 'JFK'")
+    plain = ds.to_table()
+    assert plain.schema == ds.projected_schema
+    batches = [b for u in ds.work_units(3, dictionary=True) for b in u.batches()]
+    types = {b.schema.field("carrier").type for b in batches}
+    assert types == {pa.dictionary(pa.int32(), pa.string())}
+    assert {b.schema.field("month").type for b in batches} == {pa.int64()}  # hive partition
+    decoded = pa.Table.from_batches([b.cast(ds.projected_schema) for b in batches])
+    assert decoded.equals(plain)
+
+
 def test_select_and_where_compose(flights):
     ds = open_dataset(flights)
     narrowed = ds.select(["dep_delay"]).where("origin == 'JFK'").where("month < 3")

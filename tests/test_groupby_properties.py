@@ -21,6 +21,7 @@ from analytics.aggregates.groupby_sums import exact_values
 from analytics.errors import DataError, UsageError
 from analytics.numerics import rounding
 from analytics.routines.groupby import groupby, parse_aggs, parse_spec, sort_by_keys
+from _data import dictionary_encoded
 
 AGGS = [
     Agg("count", ()), Agg("count", ("x",)), Agg("sum", ("x",)), Agg("mean", ("x",)),
@@ -87,6 +88,24 @@ def test_any_chunking_gives_the_same_groups(rows, cuts, partitions):
     whole = agg.chunk(table)
     assert canonical(fold(agg, table, cuts)) == canonical(whole)
     assert sum(len(p) for p in canonical(whole)[0]) == len({(r[0], r[1]) for r in rows})
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=ROWS,
+    cuts=st.lists(st.integers(0, 60), max_size=5),
+    null_entry=st.booleans(),
+    repeat=st.booleans(),
+)
+def test_dictionary_encoded_keys_give_the_same_groups(rows, cuts, null_entry, repeat):
+    """Keys read as Arrow dictionaries (unused, null and repeated entries included) group
+    exactly as plain strings do, alone and with another key column."""
+    table = table_of(rows)
+    keys = dictionary_encoded(table.column("k").to_pylist(), ["zz", "a"], null_entry, repeat)
+    encoded = table.set_column(0, "k", keys)
+    for by in (["k"], ["k", "j"]):
+        agg = GroupBy(by, AGGS, TYPES, partitions=2)
+        assert canonical(fold(agg, encoded, cuts)) == canonical(agg.chunk(table))
 
 
 @settings(max_examples=80, deadline=None)

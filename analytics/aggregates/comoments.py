@@ -87,6 +87,10 @@ def _same_rows(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 def _cross(x: ColumnTerms, y: ColumnTerms, mask: np.ndarray | None, acc: np.ndarray) -> None:
     """Σxy over ``mask`` rows where both are finite: the sum of the terms' products."""
+    bound = x.int_bound(y)
+    if bound is not None:
+        exact.add_int_sums(exact.new_acc(), acc, x.ints, y.ints, bound, mask)
+        return
     for a in x.terms:
         for b in y.terms:
             exact.add_dot(acc, a, b, mask)
@@ -149,7 +153,7 @@ class CoMoments:
         ok: list[np.ndarray | None] = []
         for i, col in enumerate(cols):
             state.nulls[i] = col.nulls
-            if not col.terms:
+            if col.empty:
                 ok.append(np.zeros(rows, dtype=np.bool_))
                 continue
             d = self._index[(i, i)]
@@ -165,7 +169,7 @@ class CoMoments:
             sums[d, SUM_YY] = sums[d, SUM_XX]
             sums[d, SUM_XY] = sums[d, SUM_XX]
         for (i, j), p in self._index.items():
-            if i == j or not cols[i].terms or not cols[j].terms:
+            if i == j or cols[i].empty or cols[j].empty:
                 continue
             if _same_rows(ok[i], ok[j]):
                 # Common case: the pair's rows are each column's rows; reuse their moments.
@@ -176,7 +180,7 @@ class CoMoments:
                 _cross(cols[i], cols[j], ok[i], sums[p, SUM_XY])
             else:
                 mask = _and(ok[i], ok[j])
-                if len(cols[i].terms) == 1 and len(cols[j].terms) == 1:
+                if cols[i].int_bound(cols[j]) is None and len(cols[i].terms) == len(cols[j].terms) == 1:
                     counts[p] = exact.add_pair(sums[p], cols[i].terms[0], cols[j].terms[0], mask)
                 else:
                     add_terms_moments(cols[i], mask, sums[p, SUM_X], sums[p, SUM_XX])

@@ -17,6 +17,8 @@ How the counts are kept depends on the column (the result does not):
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,21 +147,19 @@ class Frequencies:
         return FrequenciesState(keys, counts.astype(np.int64), None)
 
     def _dictionary_chunk(self, array: pa.DictionaryArray) -> FrequenciesState:
-        """Counts of a dictionary-encoded batch from its codes: no value is hashed."""
+        """Counts of a dictionary-encoded batch from its codes: no value is hashed.
+
+        The state keeps the whole dictionary, with a count (maybe zero) per entry: the batches
+        of one Parquet row group share their dictionary, so their states merge by adding
+        counts (see ``merge``)."""
         indices = array.indices
         if indices.null_count:
             indices = indices.drop_null()
-        if not len(indices):
-            return self.identity()
-        codes = indices.to_numpy(zero_copy_only=False)
-        counts = dense_counts(codes, 0, len(array.dictionary))
-        present = np.flatnonzero(counts)
-        values = array.dictionary.take(pa.array(present))
-        if values.null_count:  # a null in the dictionary itself is a null value
-            keep = values.is_valid().to_numpy(zero_copy_only=False)
-            values, present = values.filter(pa.array(keep)), present[keep]
+        counts = dense_counts(indices.to_numpy(zero_copy_only=False), 0, len(array.dictionary))
+        if array.dictionary.null_count:  # a null in the dictionary itself is a null value
+            counts[~array.dictionary.is_valid().to_numpy(zero_copy_only=False)] = 0
         # Dictionaries are usually free of repeats, but nothing guarantees it.
-        return FrequenciesState(values, counts[present], None, distinct=False)
+        return FrequenciesState(array.dictionary, counts, None, distinct=False)
 
     # ---------------------------------------------------------------- merge
 
@@ -168,9 +168,13 @@ class Frequencies:
         if state.distinct or state.values is None:
             return state
         # No Acero: states that travelled between processes may hold unaligned buffers.
-        encoded = pc.dictionary_encode(state.values)
+        used = state.counts > 0  # entries of a dictionary that no row used count zero
+        values = _concat(state.values)
+        if not used.all():
+            values = values.filter(pa.array(used))
+        encoded = pc.dictionary_encode(values)
         codes = encoded.indices.to_numpy(zero_copy_only=False)
-        counts = scatter_add(codes, state.counts, len(encoded.dictionary))
+        counts = scatter_add(codes, state.counts[used], len(encoded.dictionary))
         return FrequenciesState(encoded.dictionary, counts, None)
 
     def _bounded(self, state: FrequenciesState) -> FrequenciesState:
@@ -193,6 +197,11 @@ class Frequencies:
     def _registers(self, state: FrequenciesState) -> np.ndarray:
         if state.registers is not None:
             return state.registers
+        if not state.distinct and isinstance(state.values, pa.Array) and not state.values.null_count:
+            # A dictionary and its counts (one row group's batches): the dictionary's keys
+            # are hashed once, not once per batch.
+            return registers_of(_dictionary_keys(state.values)[state.counts > 0])
+        state = self._compact(state)
         if state.values is None or not len(state.values):
             return np.zeros(HLL_REGISTERS, dtype=np.uint8)
         return registers_of(self._keys(state.values))
@@ -206,7 +215,13 @@ class Frequencies:
             if isinstance(a.values, np.ndarray) and isinstance(b.values, np.ndarray):
                 keys, counts = merge_sorted_counts(a.values, a.counts, b.values, b.counts)
                 return self._bounded(FrequenciesState(keys, counts, None))
-            values = pa.concat_arrays([_arrow(a.values), _arrow(b.values)])
+            last = _chunks(a.values)[-1]
+            if not a.distinct and not b.distinct and _same_array(last, b.values):
+                # Batches of one row group: the same dictionary, so add the counts.
+                counts = a.counts.copy()
+                counts[len(counts) - len(last) :] += b.counts
+                return FrequenciesState(a.values, counts, None, distinct=False)
+            values = pa.chunked_array([*_chunks(a.values), *_chunks(b.values)])
             counts = np.concatenate([a.counts, b.counts])
             return self._bounded(FrequenciesState(values, counts, None, distinct=False))
         return FrequenciesState(None, None, np.maximum(self._registers(a), self._registers(b)))
@@ -248,5 +263,47 @@ class Frequencies:
         return result
 
 
-def _arrow(values: pa.Array | np.ndarray) -> pa.Array:
-    return values if isinstance(values, pa.Array) else pa.array(values)
+#: HyperLogLog keys of the last few dictionaries (kept with them, so their memory cannot be
+#: reused while cached): past the exact limit, every batch of a row group would else hash the
+#: same dictionary again.
+_DICTIONARY_KEYS: OrderedDict[tuple, tuple[pa.Array, np.ndarray]] = OrderedDict()
+_DICTIONARY_KEYS_LOCK = threading.Lock()
+_DICTIONARY_KEYS_KEPT = 4
+
+
+def _dictionary_keys(dictionary: pa.Array) -> np.ndarray:
+    """``value_keys`` of every entry of a dictionary without nulls, remembered."""
+    addresses = (0 if b is None else b.address for b in dictionary.buffers())
+    identity = (dictionary.type, dictionary.offset, len(dictionary), *addresses)
+    with _DICTIONARY_KEYS_LOCK:
+        if identity in _DICTIONARY_KEYS:
+            return _DICTIONARY_KEYS[identity][1]
+    keys = value_keys(dictionary)
+    with _DICTIONARY_KEYS_LOCK:
+        _DICTIONARY_KEYS[identity] = (dictionary, keys)
+        while len(_DICTIONARY_KEYS) > _DICTIONARY_KEYS_KEPT:
+            _DICTIONARY_KEYS.popitem(last=False)
+    return keys
+
+
+def _chunks(values: pa.Array | pa.ChunkedArray | np.ndarray) -> list[pa.Array]:
+    """The values of a state as a list of Arrow arrays (merges chain them, copying nothing)."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.chunks
+    return [values if isinstance(values, pa.Array) else pa.array(values)]
+
+
+def _concat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    chunks = _chunks(values)
+    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+
+
+def _same_array(a: pa.Array, b: pa.Array | pa.ChunkedArray | np.ndarray) -> bool:
+    """Whether ``b`` is the same data as ``a`` (not equal values: the same memory), as the
+    dictionaries of batches read from one row group are. Cheap: no value is compared."""
+    if not isinstance(b, pa.Array) or a.type != b.type or len(a) != len(b) or a.offset != b.offset:
+        return False
+    return all(
+        (x is None and y is None) or (x is not None and y is not None and x.address == y.address)
+        for x, y in zip(a.buffers(), b.buffers(), strict=True)
+    )

@@ -118,6 +118,25 @@ def plain(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pa.chunked_array([c.dictionary_decode() for c in array.chunks], array.type.value_type)
 
 
+def _dictionary_codes(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int] | None:
+    """The indices of a dictionary array as int64 codes (null: ``len(dictionary)``) and the
+    number of codes, when its dictionary has distinct, non-null entries (as Parquet's do):
+    no string is hashed. None for other arrays. Codes of unused entries may be missing."""
+    if isinstance(array, pa.ChunkedArray):
+        if array.num_chunks != 1:
+            return None
+        array = array.chunk(0)
+    if not pa.types.is_dictionary(array.type):
+        return None
+    dictionary = array.dictionary
+    if dictionary.null_count or pc.count_distinct(dictionary).as_py() != len(dictionary):
+        return None
+    indices = array.indices
+    if array.null_count:
+        indices = pc.fill_null(indices, len(dictionary))
+    return indices.to_numpy().astype(np.int64), len(dictionary) + 1
+
+
 def _column_codes(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
     """int64 codes of ``array``'s values (null is a value) and how many distinct there are."""
     encoded = pc.dictionary_encode(plain(array), null_encoding="encode")
@@ -165,7 +184,9 @@ def factorize(columns: Sequence[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray
     combined: np.ndarray | None = None
     radix = 1
     for column in columns:
-        codes, size = _column_codes(column)
+        # Dictionary indices are not numbered by appearance: only when a factorisation follows.
+        given = _dictionary_codes(column) if len(columns) > 1 else None
+        codes, size = given or _column_codes(column)
         if combined is None:
             combined, radix = codes, size
             continue
@@ -211,6 +232,17 @@ def batch_groups(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> BatchGr
     >>> groups.codes.tolist(), groups.keys()["k"].to_pylist()
     ([0, 1, 0], ['b', None])
     """
+    if len(by) == 1 and (given := _dictionary_codes(batch.column(by[0]))) is not None:
+        # Read dictionary-encoded: the used entries of the dictionary are the key table.
+        codes, size = given
+        used = np.bincount(codes, minlength=size) > 0
+        number = np.cumsum(used) - 1
+        column = batch.column(by[0])
+        dictionary = (column.chunk(0) if isinstance(column, pa.ChunkedArray) else column).dictionary
+        keys = dictionary.take(pa.array(np.flatnonzero(used[:-1])))
+        if used[-1]:
+            keys = pa.concat_arrays([keys, pa.nulls(1, keys.type)])
+        return BatchGroups(number[codes], pa.table({by[0]: keys}), None)
     if len(by) == 1:  # the dictionary already is the key table
         encoded = pc.dictionary_encode(plain(batch.column(by[0])), null_encoding="encode")
         chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]

@@ -8,6 +8,7 @@ and partitioning. Nulls, NaN, +inf and -inf are counted, never summed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,16 +35,44 @@ class ColumnTerms:
     int64/uint64: ``v = hi + lo`` with ``hi`` a multiple of 2**32 and ``0 <= lo < 2**32``,
     both exact in float64). ``valid`` is a boolean mask of non-null rows, or None when there
     are no nulls. ``is_float`` says whether NaN and infinities can occur.
+
+    Integers up to 2**53 also keep their own values in ``ints`` (garbage under nulls) and
+    ``magnitude``, the largest ``|v|`` of a valid row: sums of small integers are taken in
+    int64 (:func:`~analytics.numerics.exact.add_int_sums`), and ``terms`` is then converted
+    only when asked for.
     """
 
-    terms: tuple[np.ndarray, ...]
+    floats: tuple[np.ndarray, ...]
     valid: np.ndarray | None
     nulls: int
     is_float: bool
+    ints: np.ndarray | None = None
+    magnitude: int = 0
+
+    @functools.cached_property
+    def terms(self) -> tuple[np.ndarray, ...]:
+        if self.ints is not None:
+            return (self.ints.astype(np.float64),)
+        return self.floats
+
+    @property
+    def empty(self) -> bool:
+        """True for a column of the null type (no values at all)."""
+        return self.ints is None and not self.floats
 
     @property
     def rows(self) -> int:
-        return len(self.terms[0]) if self.terms else self.nulls
+        if self.ints is not None:
+            return len(self.ints)
+        return len(self.floats[0]) if self.floats else self.nulls
+
+    def int_bound(self, other: ColumnTerms) -> int | None:
+        """``max|x|·max(|y|, 1)`` when both are integer columns small enough for the integer
+        kernels, else None."""
+        if self.ints is None or other.ints is None:
+            return None
+        bound = self.magnitude * max(other.magnitude, 1)
+        return bound if bound <= exact.INT_PRODUCT_LIMIT else None
 
 
 def _buffer(array: pa.Array, dtype: type[np.generic]) -> np.ndarray:
@@ -82,12 +111,13 @@ def numeric_terms(array: pa.Array, name: str = "column") -> ColumnTerms:
         )
     valid = array.is_valid().to_numpy(zero_copy_only=False) if nulls else None
     is_float = not pa.types.is_integer(dtype)
-    if dtype in (pa.int64(), pa.uint64()):
-        values = _buffer(array, np.int64 if dtype == pa.int64() else np.uint64)
+    if pa.types.is_integer(dtype):
+        values = _buffer(array, np.dtype(dtype.to_pandas_dtype()).type)
         extremes = pc.min_max(array)
         lo, hi = extremes["min"].as_py(), extremes["max"].as_py()
         if lo is None or (lo >= -_SMALL_INT and hi <= _SMALL_INT):
-            return ColumnTerms((values.astype(np.float64),), valid, nulls, False)
+            magnitude = 0 if lo is None else max(-lo, hi)
+            return ColumnTerms((), valid, nulls, False, values, magnitude)
         if dtype == pa.uint64():
             high = (values >> np.uint64(32)).astype(np.float64) * 2.0**32
             low = (values & np.uint64(0xFFFF_FFFF)).astype(np.float64)
@@ -119,6 +149,9 @@ def add_terms_moments(
 
     Returns how many such values were NaN or infinite (left out).
     """
+    if column.int_bound(column) is not None:
+        exact.add_int_sums(acc_sum, acc_sumsq, column.ints, column.ints, column.int_bound(column), mask)
+        return 0
     nonfinite = 0
     for term in column.terms:
         nonfinite += exact.add_sum_sumsq(acc_sum, acc_sumsq, term, mask)
@@ -201,7 +234,7 @@ class Moments:
         for array in batch_column(batch, self.column):
             column = numeric_terms(array, self.column)
             nulls += column.nulls
-            if not column.terms:
+            if column.empty:
                 continue
             nonfinite = add_terms_moments(column, column.valid, acc_sum, acc_sumsq)
             count += column.rows - column.nulls - nonfinite
