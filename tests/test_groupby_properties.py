@@ -103,9 +103,16 @@ def test_dictionary_encoded_keys_give_the_same_groups(rows, cuts, null_entry, re
     table = table_of(rows)
     keys = dictionary_encoded(table.column("k").to_pylist(), ["zz", "a"], null_entry, repeat)
     encoded = table.set_column(0, "k", keys)
+    edges = sorted({0, table.num_rows, *(c % (table.num_rows + 1) for c in cuts)})
+    batches = [encoded.slice(a, b - a).to_batches()[0] for a, b in itertools.pairwise(edges) if b > a]
     for by in (["k"], ["k", "j"]):
         agg = GroupBy(by, AGGS, TYPES, partitions=2)
-        assert canonical(fold(agg, encoded, cuts)) == canonical(agg.chunk(table))
+        expected = canonical(agg.chunk(table))
+        assert canonical(fold(agg, encoded, cuts)) == expected  # batches gathered in a table
+        state = agg.identity()
+        for batch in batches:  # batch by batch, sharing one dictionary
+            state = agg.merge(state, agg.chunk(batch))
+        assert canonical(state) == expected
 
 
 @settings(max_examples=80, deadline=None)

@@ -21,7 +21,7 @@ that to ``Allreduce`` without pickling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -68,11 +68,34 @@ def is_flat(aggregate: Aggregate) -> bool:
 
 
 def fold_batches(aggregate: Aggregate, batches: Iterable[pa.RecordBatch]) -> Any:
-    """Fold ``chunk`` over ``batches`` with ``merge``, starting from the identity."""
+    """Fold ``chunk`` over ``batches`` with ``merge``, starting from the identity.
+
+    An aggregate whose cost per chunk grows with its groups more than with its rows (group-by)
+    may set ``chunk_rows``: consecutive batches are then chunked together, as a table of up to
+    about that many rows.
+    """
     state = aggregate.identity()
-    for batch in batches:
+    for batch in _gathered(batches, getattr(aggregate, "chunk_rows", 0)):
         state = aggregate.merge(state, aggregate.chunk(batch))
     return state
+
+
+def _gathered(
+    batches: Iterable[pa.RecordBatch], rows: int
+) -> Iterator[pa.RecordBatch | pa.Table]:
+    if rows <= 0:
+        yield from batches
+        return
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pending[0] if len(pending) == 1 else pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pa.Table.from_batches(pending)
 
 
 def tree_merge(aggregate: Aggregate, states: Sequence[Any], fan_in: int = 2) -> Any:

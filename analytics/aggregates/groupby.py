@@ -49,6 +49,7 @@ from analytics.aggregates.groupby_keys import (
     combine_plan,
     hash_keys,
     partition_of,
+    plain,
 )
 from analytics.aggregates.groupby_order import (
     Extremes,
@@ -277,6 +278,11 @@ class GroupBy:
     just that partition (one pass of a partitioned scan). See the module docstring.
     """
 
+    #: Batches are grouped in chunks of about this many rows (see ``fold_batches``): a chunk's
+    #: cost beyond its rows (key hashes, sorting, a group table to merge) grows with the groups
+    #: it holds, which a batch of a high-cardinality key repeats almost all of.
+    chunk_rows = 1 << 20
+
     def __init__(
         self,
         by: Sequence[str],
@@ -367,6 +373,8 @@ class GroupBy:
     def chunk(self, batch: pa.RecordBatch | pa.Table) -> GroupbyState:
         if not batch.num_rows:
             return self.identity()
+        if isinstance(batch, pa.Table):
+            batch = _one_chunk(batch)
         groups = batch_groups(batch, self.by)
         hashes = hash_keys(groups.keys())
         if self.only is None:
@@ -402,7 +410,12 @@ class GroupBy:
         masks: dict[tuple[str, ...], np.ndarray] = {}
         counts: dict[tuple[str, ...], np.ndarray] = {}
 
+        def every(cols: tuple[str, ...]) -> tuple[str, ...]:
+            """``cols``, or ``()`` when all their values are used (the mask of all rows)."""
+            return () if live is None and all(values[c].all_ok for c in cols) else cols
+
         def mask(cols: tuple[str, ...]) -> np.ndarray:
+            cols = every(cols)
             if cols not in masks:
                 m = np.ones(len(codes), dtype=bool) if live is None else live.copy()
                 for c in cols:
@@ -411,8 +424,10 @@ class GroupBy:
             return masks[cols]
 
         def count(cols: tuple[str, ...]) -> np.ndarray:
+            cols = every(cols)
             if cols not in counts:
-                counts[cols] = np.bincount(codes[mask(cols)], minlength=groups).astype(np.int64)
+                chosen = codes if cols == () and live is None else codes[mask(cols)]
+                counts[cols] = np.bincount(chosen, minlength=groups).astype(np.int64, copy=False)
             return counts[cols]
 
         keys = {
@@ -609,17 +624,25 @@ def _moment_array(func: str, count: np.ndarray, s: Any, q: Any) -> pa.Array:
     return pa.array(moments_to_float(count, s, q, root=func == "std"), mask=count < 2)
 
 
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """``table`` with one array per column: the chunks' dictionaries unified (or decoded,
+    where Arrow cannot unify them: dictionaries holding nulls)."""
+    try:
+        table = table.unify_dictionaries()
+    except pa.ArrowInvalid:
+        table = pa.table({n: plain(table.column(n)) for n in table.column_names})
+    return table.combine_chunks()
+
+
 def _pair_array(func: str, count: np.ndarray, sums: list[Any]) -> pa.Array:
     """Pearson correlation (or its square) per group, correctly rounded; null if undefined."""
     out = np.full(len(count), np.nan)
     index = np.flatnonzero(count >= 2)
-    exact = [exact_values(s, index) for s in sums]
-    for i, g in enumerate(index.tolist()):
-        n = int(count[g])
-        sx, sy, sxx, syy, sxy = (e[i] for e in exact)
-        if func == "corr":
-            out[g] = rounding.correlation(n, sx, sy, sxx, syy, sxy)
-            continue
-        a, b, c = n * sxx - sx * sx, n * syy - sy * sy, n * sxy - sx * sy
-        out[g] = rounding.to_float(c * c / (a * b)) if a and b else np.nan
+    # Integer sums stay Python ints: the exact arithmetic needs no Fraction.
+    exact = [
+        s.values[index].tolist() if isinstance(s, IntSums) else exact_values(s, index) for s in sums
+    ]
+    rounded = rounding.correlation if func == "corr" else rounding.r_squared
+    for i, (g, n) in enumerate(zip(index.tolist(), count[index].tolist(), strict=True)):
+        out[g] = rounded(n, *(e[i] for e in exact))
     return pa.array(out, mask=np.isnan(out))

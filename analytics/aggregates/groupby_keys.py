@@ -149,6 +149,31 @@ def _column_codes(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
     return joined.astype(np.int64, copy=False), max(len(chunks[-1].dictionary), 1)
 
 
+def _small_int_codes(array: pa.Array | pa.ChunkedArray, rows: int) -> tuple[np.ndarray, int] | None:
+    """Integer keys of a small range as codes ``value - min`` (null: the range's size): no
+    hashing. None for other columns or wide ranges. Codes of absent values are missing."""
+    if not pa.types.is_integer(array.type) or pa.types.is_uint64(array.type):
+        return None
+    extremes = pc.min_max(array)
+    lo, hi = extremes["min"].as_py(), extremes["max"].as_py()
+    if lo is None or hi - lo >= max(4 * rows, 1 << 16):
+        return None
+    span = hi - lo + 1
+    shifted = pc.subtract(pc.cast(array, pa.int64()), pa.scalar(lo, pa.int64()))
+    codes = pc.fill_null(shifted, span)
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    return codes.to_numpy(zero_copy_only=False), span + 1
+
+
+@njit(nogil=True, cache=True)
+def _some_rows(codes, out):  # pragma: no cover - compiled
+    out[:] = -1
+    for i in range(codes.shape[0]):
+        if out[codes[i]] < 0:
+            out[codes[i]] = i
+
+
 @njit(nogil=True, cache=True)
 def _first_rows(codes, out):  # pragma: no cover - compiled
     seen = 0
@@ -171,21 +196,28 @@ def first_occurrences(codes: np.ndarray, groups: int | None = None) -> np.ndarra
     return out
 
 
-def factorize(columns: Sequence[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
+def factorize(
+    columns: Sequence[pa.Array | pa.ChunkedArray], *, appearance: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact group numbers of rows keyed by ``columns``: ``(codes, first)``.
 
     ``codes`` (int64, one per row) number the distinct key tuples 0, 1, ... in order of first
     appearance (a null is a value like any other); ``first`` (int64) is the row where each
-    first appears. Vectorised: Arrow hashing per column, then integer factorisation.
+    first appears. Vectorised: Arrow hashing per column, then integer factorisation. Without
+    ``appearance`` the numbering may be any (faster: dictionary indices and small integer
+    ranges are used as they are, and a small combined range is numbered without hashing).
 
     >>> factorize([pa.array([3, 3, 1]), pa.array(["x", "y", "x"])])[0].tolist()
     [0, 1, 2]
     """
     combined: np.ndarray | None = None
     radix = 1
+    rows = len(columns[0]) if columns else 0
     for column in columns:
-        # Dictionary indices are not numbered by appearance: only when a factorisation follows.
-        given = _dictionary_codes(column) if len(columns) > 1 else None
+        # Codes not numbered by appearance: only when a factorisation follows.
+        given = None
+        if len(columns) > 1 or not appearance:
+            given = _dictionary_codes(column) or _small_int_codes(column, rows)
         codes, size = given or _column_codes(column)
         if combined is None:
             combined, radix = codes, size
@@ -197,7 +229,13 @@ def factorize(columns: Sequence[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray
         radix *= size
     if combined is None:
         raise ValueError("factorize needs at least one key column")
-    if len(columns) == 1:
+    if not appearance and radix <= max(4 * rows, 1 << 16):
+        used = np.bincount(combined, minlength=radix) > 0
+        codes = (np.cumsum(used) - 1)[combined]
+        first = np.empty(int(used.sum()), dtype=np.int64)
+        _some_rows(codes, first)
+        return codes, first
+    if len(columns) == 1 and given is None:
         return combined, first_occurrences(combined)  # Arrow numbers in order of appearance
     codes, uniques = pd.factorize(combined)
     codes = codes.astype(np.int64, copy=False)
@@ -243,7 +281,8 @@ def batch_groups(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> BatchGr
         if used[-1]:
             keys = pa.concat_arrays([keys, pa.nulls(1, keys.type)])
         return BatchGroups(number[codes], pa.table({by[0]: keys}), None)
-    if len(by) == 1:  # the dictionary already is the key table
+    if len(by) == 1 and not pa.types.is_integer(batch.schema.field(by[0]).type):
+        # The dictionary already is the key table (integers take the faster path below).
         encoded = pc.dictionary_encode(plain(batch.column(by[0])), null_encoding="encode")
         chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
         if chunks:
@@ -251,7 +290,7 @@ def batch_groups(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> BatchGr
             joined = codes[0] if len(codes) == 1 else np.concatenate(codes)
             source = pa.table({by[0]: chunks[-1].dictionary})
             return BatchGroups(joined.astype(np.int64, copy=False), source, None)
-    codes, first = factorize([batch.column(name) for name in by])
+    codes, first = factorize([batch.column(name) for name in by], appearance=False)
     source = batch.select(list(by))
     if isinstance(source, pa.RecordBatch):
         source = pa.Table.from_batches([source])

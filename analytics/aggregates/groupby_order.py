@@ -273,17 +273,49 @@ class RankPassState:
 
 @dataclass(frozen=True, eq=False)
 class RankPassResult:
-    """A finished pass: histogram ``counts``, and the collected keys of window ``w`` sorted
-    in ``keys[offsets[w]:offsets[w+1]]``."""
+    """A finished pass: histogram ``counts``, and ``picked[i]``, the key of local rank
+    ``pick_rank[i]`` among the keys collected in window ``pick_window[i]``."""
 
     counts: np.ndarray
-    offsets: np.ndarray
-    keys: np.ndarray
+    picked: np.ndarray
 
 
 @njit(nogil=True, cache=True)
-def _sort_by_window(windows, keys, n_windows):  # pragma: no cover - compiled
-    """A counting sort by window, then each window's keys sorted: (offsets, keys)."""
+def _select(a, k):  # pragma: no cover - compiled
+    """Reorder ``a`` in place so that ``a[k]`` is its k-th smallest, smaller ones before it
+    and larger ones after (quickselect, median-of-three pivots)."""
+    lo, hi = 0, a.shape[0] - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(nogil=True, cache=True)
+def _pick_by_window(windows, keys, n_windows, pick_window, pick_rank):  # pragma: no cover
+    """A counting sort of the keys by window, then in each window the wanted local ranks
+    (``pick_*`` sorted by window, then rank) by selection, not a full sort."""
     offsets = np.zeros(n_windows + 1, np.int64)
     for w in windows:
         offsets[w + 1] += 1
@@ -294,9 +326,18 @@ def _sort_by_window(windows, keys, n_windows):  # pragma: no cover - compiled
     for i in range(keys.shape[0]):
         out[at[windows[i]]] = keys[i]
         at[windows[i]] += 1
-    for w in range(n_windows):
-        out[offsets[w] : offsets[w + 1]].sort()
-    return offsets, out
+    picked = np.empty(pick_window.shape[0], np.uint64)
+    start = 0  # keys of the window before ``start`` are at most the last pick: done
+    for p in range(pick_window.shape[0]):
+        w = pick_window[p]
+        if p == 0 or w != pick_window[p - 1]:
+            start = 0
+        base = offsets[w]
+        segment = out[base + start : offsets[w + 1]]
+        _select(segment, pick_rank[p] - start)
+        picked[p] = out[base + pick_rank[p]]
+        start = pick_rank[p]
+    return picked
 
 
 @njit(nogil=True, cache=True)
@@ -341,12 +382,17 @@ class RankPass:
         shift: np.ndarray,
         slot: np.ndarray,
         histograms: int,
+        pick_window: np.ndarray | None = None,
+        pick_rank: np.ndarray | None = None,
     ) -> None:
         self.by, self.column, self.integer = tuple(by), column, integer
         self.columns = tuple(dict.fromkeys([*self.by, column]))
         self.lookup, self.keys = lookup, keys
         self.starts, self.lo, self.hi, self.shift, self.slot = starts, lo, hi, shift, slot
         self.histograms = histograms
+        # The local ranks wanted in collected windows, sorted by window then rank.
+        self.pick_window = np.zeros(0, np.int64) if pick_window is None else pick_window
+        self.pick_rank = np.zeros(0, np.int64) if pick_rank is None else pick_rank
 
     def identity(self) -> RankPassState:
         return RankPassState(np.zeros((self.histograms, BUCKETS), dtype=np.int64), (), ())
@@ -385,8 +431,8 @@ class RankPass:
     def finalize(self, state: RankPassState) -> RankPassResult:
         windows = np.concatenate([np.zeros(0, np.int64), *state.windows])
         keys = np.concatenate([np.zeros(0, np.uint64), *state.keys])
-        offsets, ordered = _sort_by_window(windows, keys, len(self.lo))
-        return RankPassResult(state.counts, offsets, ordered)
+        picked = _pick_by_window(windows, keys, len(self.lo), self.pick_window, self.pick_rank)
+        return RankPassResult(state.counts, picked)
 
 
 class GroupQuantiles:
@@ -475,10 +521,14 @@ class GroupQuantiles:
             lookup, keys = np.zeros(0, dtype=np.uint64), self.keys.take(groups)
         else:
             lookup, keys = self.hashes[groups], None
+        collected = ~histogram[self._window_of]
+        local = self.t_rank[pending] - self.w_below[pending]
+        picks = np.unique(np.stack([self._window_of[collected], local[collected]]), axis=1)
+        self._picks = picks[0] * (int(local.max(initial=0)) + 1) + picks[1]
         return RankPass(
             self.by, self.column, self.integer, lookup, keys,
             np.append(starts, len(w_group)).astype(np.int64), lo, hi, shift, slot,
-            int(histogram.sum()),
+            int(histogram.sum()), picks[0].astype(np.int64), picks[1].astype(np.int64),
         )
 
     def advance(self, result: RankPassResult) -> None:
@@ -504,9 +554,10 @@ class GroupQuantiles:
             self.w_count[targets] = result.counts[slot[hist], bucket]
         collect = ~hist
         if collect.any():
-            starts = result.offsets[window[collect]]
             targets = pending[collect]
-            self.t_key[targets] = result.keys[starts + local[collect]]
+            scale = int(local.max(initial=0)) + 1
+            at = np.searchsorted(self._picks, window[collect] * scale + local[collect])
+            self.t_key[targets] = result.picked[at]
             self.t_done[targets] = True
         self._resolve_single_keys()
 

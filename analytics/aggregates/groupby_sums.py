@@ -105,6 +105,11 @@ class Values:
     posinf: int
     neginf: int
 
+    @property
+    def all_ok(self) -> bool:
+        """Whether every value is used (no null, NaN or infinity)."""
+        return not (self.nulls or self.nan or self.posinf or self.neginf)
+
     @cached_property
     def terms(self) -> Terms:
         """The values as :class:`Terms` (skipped rows hold 0, so the bound ignores them)."""

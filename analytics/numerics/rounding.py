@@ -173,12 +173,38 @@ def correlation(
     >>> correlation(3, 6, -6, 14, 14, -14)  # y = -x
     -1.0
     """
-    if count < 2:
+    ratio = _r_squared_ratio(count, sum_x, sum_y, sum_xx, sum_yy, sum_xy)
+    if ratio is None:
         return math.nan
+    r = sqrt_ratio(*ratio[:2])
+    return -r if ratio[2] < 0 else r
+
+
+def r_squared(
+    count: int,
+    sum_x: Rational,
+    sum_y: Rational,
+    sum_xx: Rational,
+    sum_yy: Rational,
+    sum_xy: Rational,
+) -> float:
+    """The squared Pearson correlation ``C² / (A B)``, correctly rounded; NaN as for
+    :func:`correlation`.
+
+    >>> r_squared(3, 6, -6, 14, 14, -14), r_squared(3, 0, 1, 2, 1, 1)
+    (1.0, 0.75)
+    """
+    ratio = _r_squared_ratio(count, sum_x, sum_y, sum_xx, sum_yy, sum_xy)
+    return math.nan if ratio is None else round_ratio(*ratio[:2])
+
+
+def _r_squared_ratio(count, sum_x, sum_y, sum_xx, sum_yy, sum_xy) -> tuple[int, int, int] | None:
+    """``(num, den, sign of C)`` with ``num / den = C² / (A B)``; None when undefined."""
+    if count < 2:
+        return None
     c, cd = _centered(count, sum_x, sum_y, sum_xy)
     a, ad = _centered(count, sum_x, sum_x, sum_xx)
     b, bd = _centered(count, sum_y, sum_y, sum_yy)
     if a == 0 or b == 0:
-        return math.nan
-    r = sqrt_ratio(c * c * ad * bd, cd * cd * a * b)
-    return -r if c < 0 else r
+        return None
+    return c * c * ad * bd, cd * cd * a * b, c
