@@ -48,8 +48,8 @@ from analytics.aggregates.groupby_keys import (
     check_key_type,
     combine_plan,
     hash_keys,
+    one_chunk,
     partition_of,
-    plain,
 )
 from analytics.aggregates.groupby_order import (
     Extremes,
@@ -374,7 +374,7 @@ class GroupBy:
         if not batch.num_rows:
             return self.identity()
         if isinstance(batch, pa.Table):
-            batch = _one_chunk(batch)
+            batch = one_chunk(batch)
         groups = batch_groups(batch, self.by)
         hashes = hash_keys(groups.keys())
         if self.only is None:
@@ -622,16 +622,6 @@ def _top_array(top: TopK, integer: bool) -> pa.Array:
 def _moment_array(func: str, count: np.ndarray, s: Any, q: Any) -> pa.Array:
     """Sample variance or standard deviation per group, correctly rounded (null if n < 2)."""
     return pa.array(moments_to_float(count, s, q, root=func == "std"), mask=count < 2)
-
-
-def _one_chunk(table: pa.Table) -> pa.Table:
-    """``table`` with one array per column: the chunks' dictionaries unified (or decoded,
-    where Arrow cannot unify them: dictionaries holding nulls)."""
-    try:
-        table = table.unify_dictionaries()
-    except pa.ArrowInvalid:
-        table = pa.table({n: plain(table.column(n)) for n in table.column_names})
-    return table.combine_chunks()
 
 
 def _pair_array(func: str, count: np.ndarray, sums: list[Any]) -> pa.Array:

@@ -40,6 +40,7 @@ __all__ = [
     "factorize",
     "first_occurrences",
     "hash_keys",
+    "one_chunk",
     "partition_of",
     "splitmix64",
 ]
@@ -116,6 +117,16 @@ def plain(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     if isinstance(array, pa.Array):
         return array.dictionary_decode()
     return pa.chunked_array([c.dictionary_decode() for c in array.chunks], array.type.value_type)
+
+
+def one_chunk(table: pa.Table) -> pa.Table:
+    """``table`` with one array per column: the chunks' dictionaries unified (or decoded,
+    where Arrow cannot unify them: dictionaries holding nulls)."""
+    try:
+        table = table.unify_dictionaries()
+    except pa.ArrowInvalid:
+        table = pa.table({n: plain(table.column(n)) for n in table.column_names})
+    return table.combine_chunks()
 
 
 def _dictionary_codes(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int] | None:

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from analytics.aggregates.groupby_keys import Combine, align, batch_groups, hash_keys
+from analytics.aggregates.groupby_keys import Combine, align, batch_groups, hash_keys, one_chunk
 from analytics.aggregates.groupby_sums import value_column
 
 __all__ = [
@@ -369,6 +369,9 @@ class RankPass:
     driver checked that no two groups share a hash) or, when ``exact``, by exact key match.
     """
 
+    #: Batches are looked up in chunks of about this many rows (as ``GroupBy`` does).
+    chunk_rows = 1 << 20
+
     def __init__(
         self,
         by: Sequence[str],
@@ -413,7 +416,9 @@ class RankPass:
             )
         return found[codes]
 
-    def chunk(self, batch: pa.RecordBatch) -> RankPassState:
+    def chunk(self, batch: pa.RecordBatch | pa.Table) -> RankPassState:
+        if isinstance(batch, pa.Table):
+            batch = one_chunk(batch)
         values = value_column(batch, self.column)
         keys = order_keys(values.values, self.integer)
         state = self.identity()
