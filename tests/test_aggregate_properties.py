@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pyarrow as pa
 import pytest
+from _data import dictionary_encoded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from analytics.aggregates.minmax import MinMax
 from analytics.aggregates.quantiles import KeyCounts, Window
 from analytics.aggregates.shape import ShapeMoments
 from analytics.aggregates.sketches import KLLQuantiles
-from _data import dictionary_encoded
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 values = st.lists(st.one_of(floats, st.none()), min_size=0, max_size=120)

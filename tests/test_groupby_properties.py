@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _data import dictionary_encoded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from analytics.aggregates.groupby_sums import exact_values
 from analytics.errors import DataError, UsageError
 from analytics.numerics import rounding
 from analytics.routines.groupby import groupby, parse_aggs, parse_spec, sort_by_keys
-from _data import dictionary_encoded
 
 AGGS = [
     Agg("count", ()), Agg("count", ("x",)), Agg("sum", ("x",)), Agg("mean", ("x",)),
