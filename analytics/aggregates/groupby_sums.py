@@ -131,19 +131,24 @@ def value_column(batch: pa.RecordBatch | pa.Table, name: str, numeric: bool = Tr
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     dtype = array.type
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
-    nulls = len(array) - int(np.count_nonzero(valid))
+    nulls = array.null_count
+    if nulls:
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+    else:
+        valid = np.ones(len(array), dtype=bool)
     if not numeric:
         return Values(np.zeros(len(array), dtype=np.int64), valid, True, nulls, 0, 0, 0)
     if pa.types.is_integer(dtype):
         if pa.types.is_uint64(dtype) and len(array) and (pc.max(array).as_py() or 0) >= 1 << 63:
             raise DataError(f"column {name!r} has uint64 values >= 2**63, beyond int64")
-        values = pc.cast(array, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        values = pc.cast(array, pa.int64())
+        values = (values.fill_null(0) if nulls else values).to_numpy(zero_copy_only=False)
         return Values(values, valid, True, nulls, 0, 0, 0)
     if pa.types.is_floating(dtype) or pa.types.is_decimal(dtype) or pa.types.is_null(dtype):
-        values = pc.cast(array, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        values = pc.cast(array, pa.float64())
+        values = (values.fill_null(0.0) if nulls else values).to_numpy(zero_copy_only=False)
         finite = np.isfinite(values)
-        ok = valid & finite
+        ok = valid & finite if nulls else finite
         if ok.all() or nulls == len(values) - int(np.count_nonzero(ok)):
             return Values(values, ok, False, nulls, 0, 0, 0)
         bad = valid & ~finite
