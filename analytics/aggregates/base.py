@@ -12,6 +12,10 @@ reduction of those arrays across processes equals ``merge``; ``unflatten(arrays)
 the state, and its ``flat`` attribute is true (see :func:`is_flat`). The MPI engine uses
 that to ``Allreduce`` without pickling.
 
+An aggregate whose merges defer work (value counts concatenated, deduplicated later) may
+offer ``compact(state)``: an equal state that is cheaper to ship and merge. A worker's fold
+(:func:`fold_batches`) ends with it, so that work happens in parallel, not on the driver.
+
 >>> from analytics.aggregates.base import fold_batches
 >>> import pyarrow as pa
 >>> agg = RowCount()
@@ -68,7 +72,8 @@ def is_flat(aggregate: Aggregate) -> bool:
 
 
 def fold_batches(aggregate: Aggregate, batches: Iterable[pa.RecordBatch]) -> Any:
-    """Fold ``chunk`` over ``batches`` with ``merge``, starting from the identity.
+    """Fold ``chunk`` over ``batches`` with ``merge``, starting from the identity, then
+    ``compact`` the state (see the module docstring).
 
     An aggregate whose cost per chunk grows with its groups more than with its rows (group-by)
     may set ``chunk_rows``: consecutive batches are then chunked together, as a table of up to
@@ -77,7 +82,13 @@ def fold_batches(aggregate: Aggregate, batches: Iterable[pa.RecordBatch]) -> Any
     state = aggregate.identity()
     for batch in _gathered(batches, getattr(aggregate, "chunk_rows", 0)):
         state = aggregate.merge(state, aggregate.chunk(batch))
-    return state
+    return compact(aggregate, state)
+
+
+def compact(aggregate: Aggregate, state: Any) -> Any:
+    """``aggregate.compact(state)`` where it has one, else ``state``."""
+    method = getattr(aggregate, "compact", None)
+    return state if method is None else method(state)
 
 
 def _gathered(

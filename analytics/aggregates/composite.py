@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from analytics.aggregates.base import Aggregate, ReduceOp, is_flat
+from analytics.aggregates.base import Aggregate, ReduceOp, compact, is_flat
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class Composite:
     def merge(self, a: CompositeState, b: CompositeState) -> CompositeState:
         return CompositeState(
             tuple(p.merge(x, y) for p, x, y in zip(self.parts, a.parts, b.parts, strict=True))
+        )
+
+    def compact(self, state: CompositeState) -> CompositeState:
+        return CompositeState(
+            tuple(compact(p, s) for p, s in zip(self.parts, state.parts, strict=True))
         )
 
     def finalize(self, state: CompositeState) -> dict[str, Any]:

@@ -226,6 +226,15 @@ class Frequencies:
             return self._bounded(FrequenciesState(values, counts, None, distinct=False))
         return FrequenciesState(None, None, np.maximum(self._registers(a), self._registers(b)))
 
+    def compact(self, state: FrequenciesState) -> FrequenciesState:
+        """Every value once (what ``merge`` defers), or HyperLogLog past the limit."""
+        if state.values is None or state.distinct:
+            return state
+        state = self._compact(state)
+        if len(state.values) > self.limit:
+            return FrequenciesState(None, None, self._registers(state))
+        return state
+
     # ------------------------------------------------------------- finalize
 
     def finalize(self, state: FrequenciesState) -> dict:
