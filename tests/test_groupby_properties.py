@@ -57,6 +57,7 @@ def canonical(state: GroupbyState) -> tuple:
     for runs in state.parts:
         part = combine(runs)
         assert sorted(part.hashes.tolist()) == part.hashes.tolist()
+        assert all(part.keys.schema.field(k).type == TYPES[k] for k in part.keys.column_names)
         rows = {}
         for i, key in enumerate(part.keys.to_pylist()):
             values = []

@@ -268,10 +268,13 @@ class BatchGroups:
         return self.source.num_rows if self.rows is None else len(self.rows)
 
     def keys(self, index: np.ndarray | None = None) -> pa.Table:
-        """The key rows of groups ``index`` (all, in number order, by default)."""
+        """The key rows of groups ``index`` (all, in number order, by default), with
+        dictionary-encoded columns decoded: keys compare, and are returned, by value."""
         if index is None:
-            return self.source if self.rows is None else self.source.take(self.rows)
-        return self.source.take(index if self.rows is None else self.rows[index])
+            rows = self.source if self.rows is None else self.source.take(self.rows)
+        else:
+            rows = self.source.take(index if self.rows is None else self.rows[index])
+        return pa.table({name: plain(rows.column(name)) for name in rows.column_names})
 
 
 def batch_groups(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> BatchGroups:
@@ -281,20 +284,11 @@ def batch_groups(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> BatchGr
     >>> groups.codes.tolist(), groups.keys()["k"].to_pylist()
     ([0, 1, 0], ['b', None])
     """
-    if len(by) == 1 and (given := _dictionary_codes(batch.column(by[0]))) is not None:
-        # Read dictionary-encoded: the used entries of the dictionary are the key table.
-        codes, size = given
-        used = np.bincount(codes, minlength=size) > 0
-        number = np.cumsum(used) - 1
-        column = batch.column(by[0])
-        dictionary = (column.chunk(0) if isinstance(column, pa.ChunkedArray) else column).dictionary
-        keys = dictionary.take(pa.array(np.flatnonzero(used[:-1])))
-        if used[-1]:
-            keys = pa.concat_arrays([keys, pa.nulls(1, keys.type)])
-        return BatchGroups(number[codes], pa.table({by[0]: keys}), None)
-    if len(by) == 1 and not pa.types.is_integer(batch.schema.field(by[0]).type):
-        # The dictionary already is the key table (integers take the faster path below).
-        encoded = pc.dictionary_encode(plain(batch.column(by[0])), null_encoding="encode")
+    dtype = batch.schema.field(by[0]).type
+    if len(by) == 1 and not (pa.types.is_integer(dtype) or pa.types.is_dictionary(dtype)):
+        # The dictionary already is the key table (integers and dictionaries take the faster
+        # path below: their values or codes are numbered without hashing).
+        encoded = pc.dictionary_encode(batch.column(by[0]), null_encoding="encode")
         chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
         if chunks:
             codes = [c.indices.to_numpy(zero_copy_only=False) for c in chunks]
