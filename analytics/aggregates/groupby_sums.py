@@ -46,7 +46,7 @@ from numba import njit
 from analytics.aggregates.groupby_keys import Combine
 from analytics.errors import DataError, UsageError
 from analytics.numerics import exact, rounding
-from analytics.numerics.exact import LOW_EXP, N_LIMBS, _mul128
+from analytics.numerics.exact import LOW_EXP, N_LIMBS, _mul128, _normalize_1d
 
 __all__ = [
     "PRODUCT",
@@ -280,15 +280,6 @@ def _add_term(row, at, s, hi, lo, negative):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _normalize(row):  # pragma: no cover - compiled
-    """Carry-propagate: limbs but the last in [0, 2**32), the last signed."""
-    for i in range(row.shape[0] - 1):
-        c = row[i] >> 32
-        row[i] -= c << 32
-        row[i + 1] += c
-
-
-@njit(nogil=True, cache=True)
 def _place(tmp, lo, width, out):  # pragma: no cover - compiled
     """Write the canonical window of ``sum(tmp[i] * limb(lo + i))`` into ``out``.
 
@@ -296,7 +287,7 @@ def _place(tmp, lo, width, out):  # pragma: no cover - compiled
     fit a window of ``width`` limbs (``out`` is then garbage).
     """
     n = tmp.shape[0]
-    _normalize(tmp)
+    _normalize_1d(tmp)
     k = 0
     while k < n and tmp[k] == 0:
         k += 1
@@ -321,7 +312,7 @@ def _place(tmp, lo, width, out):  # pragma: no cover - compiled
         return base
     for j in range(width):
         out[j] = tmp[k + j] if k + j < n else 0
-    _normalize(out)
+    _normalize_1d(out)
     if out[width - 1] >= _TOP or out[width - 1] < -_TOP:
         return -1
     return base
@@ -378,9 +369,9 @@ def _window_chunk(codes, groups, bx, by, x_int, y_int, kind, ok, width):  # prag
     for start in range(0, n, _SEGMENT):
         if start:
             for q in range(n_scratch):
-                _normalize(tmp[q])
+                _normalize_1d(tmp[q])
             for w in range(n_wide):
-                _normalize(full[w])
+                _normalize_1d(full[w])
         for r in range(start, min(n, start + _SEGMENT)):
             if not ok[r]:
                 continue
@@ -422,7 +413,7 @@ def _window_chunk(codes, groups, bx, by, x_int, y_int, kind, ok, width):  # prag
             else:
                 for j in range(scratch):
                     over_acc[k, lo[g] + j] = tmp[slot[g], j]
-                _normalize(over_acc[k])
+                _normalize_1d(over_acc[k])
             k += 1
     return base, limbs, over, over_acc
 
@@ -519,7 +510,7 @@ def _add_full(base, limbs, over, over_acc, rows, targets, acc):  # pragma: no co
             for q in range(N_LIMBS):
                 acc[t, q] += over_acc[k, q]
     for t in range(acc.shape[0]):
-        _normalize(acc[t])
+        _normalize_1d(acc[t])
 
 
 @njit(nogil=True, cache=True)
@@ -737,7 +728,7 @@ def _moments(s_base, s_limbs, q_base, q_limbs, counts, root, out, redo):  # prag
                 prod = s_mag[i] * s_mag[j]
                 x[off_b + i + j] -= np.int64(prod & np.uint64(0xFFFF_FFFF))
                 x[off_b + i + j + 1] -= np.int64(prod >> np.uint64(32))
-        _normalize(x[:used])
+        _normalize_1d(x[:used])
         # x >= 0 (Cauchy-Schwarz); as digits, shifted up by the guard digits
         top = used - 1
         while top >= 0 and x[top] == 0:

@@ -20,20 +20,35 @@ import numpy as np
 from numba import njit
 
 
-@njit(nogil=True, cache=True)
-def _edge_counts(values, edges, counts):  # pragma: no cover - compiled
+@njit(nogil=True, cache=True, inline="always")
+def _bin_of(x, edges, scale):  # pragma: no cover - compiled
+    """The bin ``[e_j, e_j+1)`` (the last closed) holding ``x``, or -1 outside or for NaN: a
+    guess from the even spacing ``scale``, corrected against the actual edges."""
     bins = len(edges) - 1
     lo, hi = edges[0], edges[-1]
-    scale = bins / (hi - lo) if hi > lo else 0.0
+    if not (lo <= x <= hi):  # also drops NaN
+        return -1
+    j = min(int((x - lo) * scale), bins - 1)
+    while j > 0 and x < edges[j]:
+        j -= 1
+    while j < bins - 1 and x >= edges[j + 1]:
+        j += 1
+    return j
+
+
+@njit(nogil=True, cache=True)
+def _scale(edges):  # pragma: no cover - compiled
+    lo, hi = edges[0], edges[-1]
+    return (len(edges) - 1) / (hi - lo) if hi > lo else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _edge_counts(values, edges, counts):  # pragma: no cover - compiled
+    scale = _scale(edges)
     for x in values:
-        if not (lo <= x <= hi):  # also drops NaN
-            continue
-        j = min(int((x - lo) * scale), bins - 1)
-        while j > 0 and x < edges[j]:
-            j -= 1
-        while j < bins - 1 and x >= edges[j + 1]:
-            j += 1
-        counts[j] += 1
+        j = _bin_of(x, edges, scale)
+        if j >= 0:
+            counts[j] += 1
 
 
 def edge_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -271,19 +286,11 @@ def multi_window_counts(
 
 @njit(nogil=True, cache=True)
 def _edge_weights(values, weights, edges, counts):  # pragma: no cover - compiled
-    bins = len(edges) - 1
-    lo, hi = edges[0], edges[-1]
-    scale = bins / (hi - lo) if hi > lo else 0.0
+    scale = _scale(edges)
     for i in range(values.shape[0]):
-        x = values[i]
-        if not (lo <= x <= hi):
-            continue
-        j = min(int((x - lo) * scale), bins - 1)
-        while j > 0 and x < edges[j]:
-            j -= 1
-        while j < bins - 1 and x >= edges[j + 1]:
-            j += 1
-        counts[j] += weights[i]
+        j = _bin_of(values[i], edges, scale)
+        if j >= 0:
+            counts[j] += weights[i]
 
 
 def weighted_edge_counts(values: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> np.ndarray:
