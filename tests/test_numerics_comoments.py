@@ -214,3 +214,25 @@ def test_table_input_and_errors() -> None:
         CoMoments("xy")
     with pytest.raises(UsageError, match="ddof"):
         CoMoments(["x"], ddof=1.5)  # type: ignore[arg-type]
+
+
+INTS = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.integers(-(2**31), 2**31),  # squares near the int64 kernels' 2**62 bound
+    st.integers(-(2**53), 2**53),  # past it: the float kernels take over
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(INTS, INTS, INTS), max_size=60), st.sampled_from([pa.int64(), pa.int32()]))
+def test_integer_columns_sum_in_int64_to_the_float_states(rows, width):
+    """Integer columns (summed in int64 blocks when small) give exactly the states of the
+    same values as float64 columns (summed by the float kernels), nulls included."""
+    limit = 2**31 - 1 if width == pa.int32() else 2**63
+    rows = [tuple(v if v is None or abs(v) <= limit else None for v in row) for row in rows]
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+    ints = pa.table({n: pa.array(c, width) for n, c in zip("abc", columns, strict=True)})
+    floats = pa.table({n: pa.array(c, pa.float64()) for n, c in zip("abc", columns, strict=True)})
+    for agg in (CoMoments(["a", "b", "c"]), Moments("a")):
+        assert agg.chunk(ints) == agg.chunk(floats)

@@ -89,7 +89,7 @@ def _cross(x: ColumnTerms, y: ColumnTerms, mask: np.ndarray | None, acc: np.ndar
     """Σxy over ``mask`` rows where both are finite: the sum of the terms' products."""
     bound = x.int_bound(y)
     if bound is not None:
-        exact.add_int_sums(exact.new_acc(), acc, x.ints, y.ints, bound, mask)
+        exact.add_int_sums(None, acc, x.ints, y.ints, bound, mask)
         return
     for a in x.terms:
         for b in y.terms:

@@ -114,6 +114,7 @@ def _add_u64(acc, v, e, negative):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True)
 def _normalize_1d(acc):  # pragma: no cover - compiled
+    """Carry-propagate: limbs but the last in [0, 2**32), the last signed (any width)."""
     for i in range(acc.shape[0] - 1):
         c = acc[i] >> 32
         acc[i] -= c << 32
@@ -396,8 +397,9 @@ def _k_pair(x, y, valid, accs):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True)
 def _k_int_sums(x, y, valid, acc_sum, acc_dot, block):  # pragma: no cover - compiled
-    """Add Σx into ``acc_sum`` and Σx·y into ``acc_dot`` (integer arrays): int64 sums over
-    ``block`` rows at a time, each small enough not to overflow, then added exactly."""
+    """Add Σx into ``acc_sum`` (unless None) and Σx·y into ``acc_dot`` (integer arrays):
+    int64 sums over ``block`` rows at a time, each small enough not to overflow, then added
+    exactly."""
     n = x.shape[0]
     for start in range(0, n, block):
         stop = min(n, start + block)
@@ -408,9 +410,11 @@ def _k_int_sums(x, y, valid, acc_sum, acc_dot, block):  # pragma: no cover - com
                 a = np.int64(x[j])
                 s += a
                 d += a * np.int64(y[j])
-        _add_scaled(acc_sum, s, 0)
+        if acc_sum is not None:
+            _add_scaled(acc_sum, s, 0)
         _add_scaled(acc_dot, d, 0)
-    _normalize_1d(acc_sum)
+    if acc_sum is not None:
+        _normalize_1d(acc_sum)
     _normalize_1d(acc_dot)
 
 
@@ -419,14 +423,15 @@ INT_PRODUCT_LIMIT = 1 << 62
 
 
 def add_int_sums(
-    acc_sum: np.ndarray,
+    acc_sum: np.ndarray | None,
     acc_dot: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     bound: int,
     valid: np.ndarray | None = None,
 ) -> None:
-    """Add Σx into ``acc_sum`` and Σx·y into ``acc_dot`` for integer arrays, exactly.
+    """Add Σx into ``acc_sum`` (unless None: a cross product alone) and Σx·y into ``acc_dot``
+    for integer arrays, exactly.
 
     ``bound`` must be at least ``max|x|·max(|y|, 1)`` over the valid rows and at most
     :data:`INT_PRODUCT_LIMIT`: sums are then taken in int64 over blocks that cannot overflow,
@@ -446,7 +451,8 @@ def add_int_sums(
         raise ValueError(f"bound {bound} is outside 0..2**62")
     block = max(1, (1 << 63) // max(bound, 1) - 1)
     mask = _as_mask(valid, x.shape[0])
-    _k_int_sums(x, y, mask, _check_acc(acc_sum), _check_acc(acc_dot), block)
+    sums = None if acc_sum is None else _check_acc(acc_sum)
+    _k_int_sums(x, y, mask, sums, _check_acc(acc_dot), block)
 
 
 def new_acc(*shape: int) -> np.ndarray:
