@@ -57,3 +57,18 @@ def dictionary_encoded(values: list, extra: list[str], null_entry: bool, repeat:
         else:
             codes.append(index[v])
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(entries, pa.string()))
+
+
+def flip_page_bytes(path: Path, column: str, row_group: int) -> None:
+    """Corrupt 16 bytes in the middle of one column chunk's data pages (the footer stays
+    valid, so only reading those pages can tell)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_metadata(path)
+    index = metadata.schema.to_arrow_schema().get_field_index(column)
+    chunk = metadata.row_group(row_group).column(index)
+    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data = bytearray(path.read_bytes())
+    for i in range(middle, middle + 16):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))

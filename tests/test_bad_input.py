@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _data import flip_page_bytes
 
 import analytics
 from analytics.dataset import BATCH_BYTES_SETTING, open_dataset
@@ -74,18 +75,6 @@ def good_table() -> pa.Table:
             SPACED: rng.random(ROWS),
         }
     )
-
-
-def flip_page_bytes(path: Path, column: str, row_group: int) -> None:
-    """Corrupt the middle of one data page (the footer stays valid)."""
-    metadata = pq.read_metadata(path)
-    index = metadata.schema.to_arrow_schema().get_field_index(column)
-    chunk = metadata.row_group(row_group).column(index)
-    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
-    data = bytearray(path.read_bytes())
-    for i in range(middle, middle + 16):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture(scope="module")

