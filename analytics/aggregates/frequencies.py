@@ -228,12 +228,7 @@ class Frequencies:
 
     def compact(self, state: FrequenciesState) -> FrequenciesState:
         """Every value once (what ``merge`` defers), or HyperLogLog past the limit."""
-        if state.values is None or state.distinct:
-            return state
-        state = self._compact(state)
-        if len(state.values) > self.limit:
-            return FrequenciesState(None, None, self._registers(state))
-        return state
+        return self._bounded(self._compact(state))
 
     # ------------------------------------------------------------- finalize
 
@@ -282,8 +277,7 @@ _DICTIONARY_KEYS_KEPT = 4
 
 def _dictionary_keys(dictionary: pa.Array) -> np.ndarray:
     """``value_keys`` of every entry of a dictionary without nulls, remembered."""
-    addresses = (0 if b is None else b.address for b in dictionary.buffers())
-    identity = (dictionary.type, dictionary.offset, len(dictionary), *addresses)
+    identity = _memory(dictionary)
     with _DICTIONARY_KEYS_LOCK:
         if identity in _DICTIONARY_KEYS:
             return _DICTIONARY_KEYS[identity][1]
@@ -307,12 +301,13 @@ def _concat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
 
 
+def _memory(array: pa.Array) -> tuple:
+    """What identifies an array's memory (not its values): type, offset, length and the
+    addresses of its buffers. Batches read from one row group share their dictionary's."""
+    addresses = (0 if b is None else b.address for b in array.buffers())
+    return (array.type, array.offset, len(array), *addresses)
+
+
 def _same_array(a: pa.Array, b: pa.Array | pa.ChunkedArray | np.ndarray) -> bool:
-    """Whether ``b`` is the same data as ``a`` (not equal values: the same memory), as the
-    dictionaries of batches read from one row group are. Cheap: no value is compared."""
-    if not isinstance(b, pa.Array) or a.type != b.type or len(a) != len(b) or a.offset != b.offset:
-        return False
-    return all(
-        (x is None and y is None) or (x is not None and y is not None and x.address == y.address)
-        for x, y in zip(a.buffers(), b.buffers(), strict=True)
-    )
+    """Whether ``b`` is the same memory as ``a``: cheap, no value is compared."""
+    return isinstance(b, pa.Array) and _memory(a) == _memory(b)
