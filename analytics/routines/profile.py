@@ -5,6 +5,9 @@ Passes over the data, each one scan of fused aggregates:
 2. histograms (edges from the exact min/max), shape moments about the exact mean, and the
    first radix pass of the exact quantiles;
 3. and on: narrower quantile windows until every wanted rank is known (usually one more).
+
+Integer columns whose distinct values pass 1 counted exactly get their histogram, shape
+moments and quantiles from those counts; only the other numeric columns are read again.
 """
 
 from __future__ import annotations
